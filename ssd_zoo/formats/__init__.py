@@ -1,0 +1,1 @@
+"""Readers and writers of weight files (MXNet .params, safetensors, .pth)."""
