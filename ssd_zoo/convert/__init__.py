@@ -1,0 +1,1 @@
+"""Pure weight converters: source file/arrays -> (state_dict, key_map)."""

@@ -1,0 +1,1 @@
+"""SSD model assembly and its parts."""

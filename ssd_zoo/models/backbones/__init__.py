@@ -1,0 +1,1 @@
+"""Backbones: multi-scale feature extractors reproducing Gluon-CV's exactly."""

@@ -1,0 +1,150 @@
+"""Name -> catalog entry lookup, glob listing, and ``get_model``."""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import logging
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+
+from .zoo import CATALOG, ModelEntry, SSDPreset
+
+log = logging.getLogger(__name__)
+PRESET_FIELDS = {f.name for f in dataclasses.fields(SSDPreset)}
+PRECISIONS = ("fp32", "bf16")
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> List[str]:
+    """Registered names matching a glob ``pattern`` (sorted); only those with published
+    weights when ``pretrained``."""
+    return sorted(n for n, e in CATALOG.items()
+                  if fnmatch.fnmatchcase(n, pattern) and (e.has_weights or not pretrained))
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The catalog entry of ``name``; ValueError naming the closest matches otherwise."""
+    if not isinstance(name, str):
+        raise ValueError(f"model name must be a string, got {type(name).__name__}")
+    try:
+        return CATALOG[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(CATALOG), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint} (list_models() shows all "
+                         f"{len(CATALOG)})") from None
+
+
+def get_model(name: str, pretrained: bool = False, weights: Optional[str] = None,
+              sha256: Optional[str] = None, classes: Optional[Sequence[str]] = None,
+              root=None, precision: str = "fp32", pretrained_base: bool = False,
+              **overrides) -> torch.nn.Module:
+    """Build a registered SSD, optionally with weights.
+
+    Args:
+        name: a registered name (``list_models()``), e.g. 'ssd_512_resnet50_v1_coco'.
+        pretrained: load the entry's published weights (downloaded, hash-checked,
+            converted and cached; see ssd_zoo.hub).
+        weights: a local path or http(s) URL of .safetensors / .pth / Gluon .params.
+        sha256: enforced hash of ``weights``.
+        classes: class names; required for ``*_custom`` models.  With ``pretrained`` on a
+            custom model, weights of classes whose names match the source model's are kept.
+        root: weight cache root (default $SSD_ZOO_HOME or torch hub dir / 'ssd_zoo').
+        precision: 'fp32' (exact parity) or 'bf16' (autocast inference, faster on CPUs
+            with AVX512-BF16 / on GPUs).
+        **overrides: any SSDPreset field (e.g. nms_thresh=0.5, post_nms=200).
+    Returns: the SSD in eval mode.
+    """
+    from .models.builder import build_ssd
+    entry = get_entry(name)
+    bad = set(overrides) - PRESET_FIELDS
+    if bad:
+        raise ValueError(f"unknown option(s) {sorted(bad)} for {name}; preset fields are "
+                         f"{sorted(PRESET_FIELDS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    preset = dataclasses.replace(entry.preset, **overrides) if overrides else entry.preset
+    if entry.classes is None and classes is None:
+        raise ValueError(f"{name} is a custom model: pass classes=[...]")
+    if classes is not None and not (isinstance(classes, (list, tuple)) and classes
+                                    and all(isinstance(c, str) for c in classes)):
+        raise ValueError("classes must be a non-empty list of strings")
+    net_classes = tuple(classes) if classes is not None else entry.classes
+    if pretrained and weights is not None:
+        raise ValueError("pass either pretrained=True or weights=..., not both")
+
+    if pretrained and entry.classes is None:
+        net = _custom_from_pretrained(entry, net_classes, root, preset)
+    else:
+        net = build_ssd(preset, net_classes)
+        if pretrained:
+            if not entry.has_weights:
+                raise ValueError(f"{name} has no published weights; models with weights: "
+                                 f"{', '.join(list_models(pretrained=True))}")
+            load_weights(net, resolve_pretrained(entry, net, root))
+        elif weights is not None:
+            load_weights(net, weights, sha256=sha256, root=root)
+        elif pretrained_base:
+            from .pretrained_base import load_pretrained_base
+            load_pretrained_base(net, preset.backbone, root=root)
+    net.entry_name = name
+    net.preset = preset
+    net.precision = precision
+    return net.eval()
+
+
+def resolve_pretrained(entry: ModelEntry, net, root=None) -> Path:
+    """Local safetensors of ``entry``'s published weights (download/convert/cache once)."""
+    from . import hub
+    from .convert.gluon import convert_gluon_params
+
+    def convert(params_path):
+        return convert_gluon_params(params_path, net)[0]
+
+    return hub.resolve(entry.name, entry.sources, convert, root=root)
+
+
+def load_weights(net, weights, sha256: Optional[str] = None, root=None) -> None:
+    """Load a state dict (path/URL of .safetensors, .pth or Gluon .params) strictly."""
+    from . import hub
+    from .convert.gluon import convert_gluon_params
+    path = Path(weights) if isinstance(weights, Path) else None
+    if path is None:
+        path = hub.fetch_user_weights(str(weights), sha256=sha256, root=root)
+        sha256 = None  # verified by the fetch
+    loaded = hub.load_state_dict_file(path, sha256=sha256)
+    if isinstance(loaded, hub.GluonArrays):
+        state = convert_gluon_params(loaded.arrays, net, label=str(path))[0]
+    else:
+        state = loaded
+    load_state_dict_strict(net, state, label=str(path))
+
+
+def load_state_dict_strict(net, state, label: str = "weights") -> None:
+    """``load_state_dict(strict=True)`` with shape errors reported as one ValueError."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        raise ValueError(f"{label} does not fit this model: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}")
+    full = dict(own)
+    full.update(state)
+    net.load_state_dict(full, strict=True)
+
+
+def _custom_from_pretrained(entry: ModelEntry, classes, root, preset):
+    """Gluon-CV's `_custom` + pretrained: start from the COCO model, keep the predictor
+    rows of classes whose names match, re-initialize the others."""
+    from .models.builder import build_ssd
+    from .models.transfer import transfer_classes
+    if entry.custom_init_from is None:
+        raise ValueError(f"{entry.name} has no pretrained source model to start from")
+    src = get_model(entry.custom_init_from, pretrained=True, root=root)
+    net = build_ssd(preset, classes)
+    transfer_classes(src, net)
+    return net

@@ -1,0 +1,184 @@
+"""THE catalog: one declarative entry per model name.
+
+Each entry holds the model's whole truth: constructor preset (backbone, size, anchors,
+classes, preprocessing), weight sources (URL template, hash, format), published metrics and
+licence.  The registry, model cards, README tables and tests are derived from it.
+Names are written out literally, never joined from parts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+from .classes import COCO_CLASSES, VOC_CLASSES
+from .hub.sources import GLUON_ZIP_TEMPLATE, WeightSource
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+GLUONCV_LICENSE = "Apache-2.0 (Gluon-CV model zoo)"
+
+
+@dataclass(frozen=True)
+class SSDPreset:
+    """Everything needed to build the network (see models/builder.py).
+
+    sizes has one more element than heads (Gluon's (s_k, s_{k+1}) pairs); ratios/steps
+    one per head.  ``features``/``filters`` configure the FeatureExpander of non-VGG
+    backbones (None for VGG and resnet34_v1b, which carry their own extra layers).
+    """
+    backbone: str
+    base_size: int
+    sizes: Tuple[float, ...]
+    ratios: Tuple[Tuple[float, ...], ...]
+    steps: Tuple[float, ...]
+    features: Tuple[str, ...] = ()
+    filters: Optional[Tuple[int, ...]] = None
+    reduce_ratio: float = 1.0
+    min_depth: int = 128
+    predictor_kernel: int = 3
+    predictor_pad: int = 1
+    anchor: str = "ssd"                       # 'ssd' | 'lite'
+    mean: Tuple[float, float, float] = IMAGENET_MEAN   # RGB, on 0..1 pixels
+    std: Tuple[float, float, float] = IMAGENET_STD
+    box_stds: Tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
+    nms_thresh: float = 0.45
+    nms_topk: int = 400
+    post_nms: int = 100
+    score_thresh: float = 0.01
+    backbone_args: Tuple[Tuple[str, object], ...] = ()   # extra args of complete extractors
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A published or measured number."""
+    metric: str          # 'VOC07 mAP' | 'COCO AP'
+    value: float
+    source: str          # 'paper' | 'gluoncv' | 'ours'
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    preset: SSDPreset
+    classes: Optional[Tuple[str, ...]]   # None: a `_custom` model, classes= required
+    dataset: Optional[str]               # training set of the published weights
+    sources: Tuple[WeightSource, ...] = ()
+    published: Tuple[Metric, ...] = ()
+    license: str = GLUONCV_LICENSE
+    upstream: str = "gluoncv"
+    custom_init_from: Optional[str] = None   # `_custom` + pretrained: reuse this model's weights
+    description: str = ""
+    extra: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_weights(self) -> bool:
+        return bool(self.sources)
+
+
+def gluon_source(sha1: str) -> WeightSource:
+    """The upstream Gluon-CV model-store zip holding ``{name}-{sha1[:8]}.params``."""
+    return WeightSource(kind="gluon_zip", url=GLUON_ZIP_TEMPLATE, sha1=sha1, fmt="params")
+
+
+def _voc(gluoncv: float, paper: float = None):
+    out = (Metric("VOC07 mAP", gluoncv, "gluoncv"),)
+    return out + ((Metric("VOC07 mAP", paper, "paper"),) if paper is not None else ())
+
+
+def _coco(gluoncv: float, paper: float = None):
+    out = (Metric("COCO AP", gluoncv, "gluoncv", "val2017 AP@[.5:.95]"),)
+    if paper is not None:
+        out += (Metric("COCO AP", paper, "paper", "test-dev AP@[.5:.95]"),)
+    return out
+
+
+# ---- shared anchor layouts (Gluon-CV presets) -------------------------------------------
+R3 = (1.0, 2.0, 0.5)
+R5 = (1.0, 2.0, 0.5, 3.0, 1.0 / 3)
+RATIOS_6 = (R3, R5, R5, R5, R3, R3)
+RATIOS_7 = (R3, R5, R5, R5, R5, R3, R3)
+STEPS_300 = (8, 16, 32, 64, 100, 300)
+STEPS_512_VGG = (8, 16, 32, 64, 128, 256, 512)
+STEPS_512_RES = (16, 32, 64, 128, 256, 512)
+SIZES_300_VOC = (30, 60, 111, 162, 213, 264, 315)
+SIZES_300_COCO = (21, 45, 99, 153, 207, 261, 315)
+SIZES_512_VGG = (51.2, 76.8, 153.6, 230.4, 307.2, 384.0, 460.8, 537.6)
+SIZES_512_RES_VOC = (51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492)
+SIZES_512_RES_COCO = (51.2, 133.12, 215.04, 296.96, 378.88, 460.8, 542.72)
+FILTERS_512 = (512, 512, 256, 256)
+
+VGG300_VOC = SSDPreset("vgg16_atrous", 300, SIZES_300_VOC, RATIOS_6, STEPS_300,
+                       backbone_args=(("size", 300),))
+VGG300_COCO = SSDPreset("vgg16_atrous", 300, SIZES_300_COCO, RATIOS_6, STEPS_300,
+                        backbone_args=(("size", 300),))
+VGG512 = SSDPreset("vgg16_atrous", 512, SIZES_512_VGG, RATIOS_7, STEPS_512_VGG,
+                   backbone_args=(("size", 512),))
+R18_512 = SSDPreset("resnet18_v1", 512, SIZES_512_RES_VOC, RATIOS_6, STEPS_512_RES,
+                    features=("stage3_activation1", "stage4_activation1"), filters=FILTERS_512)
+R50_512_VOC = SSDPreset("resnet50_v1", 512, SIZES_512_RES_VOC, RATIOS_6, STEPS_512_RES,
+                        features=("stage3_activation5", "stage4_activation2"),
+                        filters=FILTERS_512)
+R50_512_COCO = SSDPreset("resnet50_v1", 512, SIZES_512_RES_COCO, RATIOS_6, STEPS_512_RES,
+                         features=("stage3_activation5", "stage4_activation2"),
+                         filters=FILTERS_512)
+R101V2_512 = SSDPreset("resnet101_v2", 512, SIZES_512_RES_VOC, RATIOS_6, STEPS_512_RES,
+                       features=("stage3_activation22", "stage4_activation2"),
+                       filters=FILTERS_512)
+R152V2_512 = SSDPreset("resnet152_v2", 512, SIZES_512_VGG, RATIOS_7, STEPS_512_VGG,
+                       features=("stage2_activation7", "stage3_activation35",
+                                 "stage4_activation2"), filters=FILTERS_512)
+MOB1_512 = SSDPreset("mobilenet1.0", 512, SIZES_512_RES_VOC, RATIOS_6, STEPS_512_RES,
+                     features=("relu22_fwd", "relu26_fwd"), filters=FILTERS_512)
+MOB1_LITE_300 = SSDPreset("mobilenet1.0", 300, (60., 105., 150., 195., 240., 285., 300.),
+                          (R3, R5, R5, R5, R5, R5), (16, 30, 60, 100, 150, 300),
+                          features=("relu22_fwd", "relu26_fwd"), filters=(512, 256, 256, 128),
+                          reduce_ratio=0.5, min_depth=64, predictor_kernel=1, predictor_pad=0,
+                          anchor="lite")
+MOB025_300 = SSDPreset("mobilenet0.25", 300, SIZES_300_COCO, RATIOS_6, STEPS_300,
+                       features=("relu22_fwd", "relu26_fwd"), filters=(256, 256, 128, 128))
+R34V1B_300 = SSDPreset("resnet34_v1b", 300, SIZES_300_COCO, RATIOS_6, STEPS_300)
+
+_ENTRIES = (
+    ModelEntry("ssd_300_vgg16_atrous_voc", VGG300_VOC, VOC_CLASSES, "voc",
+               (gluon_source("0e169fbb64efdee6985c3c175ec4298c4bda0298"),), _voc(77.6, 77.2)),
+    ModelEntry("ssd_300_vgg16_atrous_coco", VGG300_COCO, COCO_CLASSES, "coco",
+               (gluon_source("b302ad8a8660345c368448141d8acf30b5a3801d"),), _coco(25.1, 25.1)),
+    ModelEntry("ssd_300_vgg16_atrous_custom", VGG300_COCO, None, None,
+               custom_init_from="ssd_300_vgg16_atrous_coco"),
+    ModelEntry("ssd_512_vgg16_atrous_voc", VGG512, VOC_CLASSES, "voc",
+               (gluon_source("daf8181b615b480236fcb8474545077891276945"),), _voc(79.2, 79.8)),
+    ModelEntry("ssd_512_vgg16_atrous_coco", VGG512, COCO_CLASSES, "coco",
+               (gluon_source("5c86064290c05eccbdd88475376c71c595c8325c"),), _coco(28.9, 28.8)),
+    ModelEntry("ssd_512_vgg16_atrous_custom", VGG512, None, None,
+               custom_init_from="ssd_512_vgg16_atrous_coco"),
+    ModelEntry("ssd_512_resnet18_v1_voc", R18_512, VOC_CLASSES, "voc"),
+    ModelEntry("ssd_512_resnet18_v1_coco", R18_512, COCO_CLASSES, "coco"),
+    ModelEntry("ssd_512_resnet50_v1_voc", R50_512_VOC, VOC_CLASSES, "voc",
+               (gluon_source("9c8b225a552614e4284a0f647331bfdc6940eb4a"),), _voc(80.1)),
+    ModelEntry("ssd_512_resnet50_v1_coco", R50_512_COCO, COCO_CLASSES, "coco",
+               (gluon_source("c48351620d4f0cbc49e4f7a84c8e67ef8fdc6e09"),), _coco(30.6)),
+    ModelEntry("ssd_512_resnet50_v1_custom", R50_512_COCO, None, None,
+               custom_init_from="ssd_512_resnet50_v1_coco"),
+    ModelEntry("ssd_512_resnet101_v2_voc", R101V2_512, VOC_CLASSES, "voc",
+               (gluon_source("2cc0f93edf1467f428018cc7261d3246dfa15259"),)),
+    ModelEntry("ssd_512_resnet152_v2_voc", R152V2_512, VOC_CLASSES, "voc"),
+    ModelEntry("ssd_512_mobilenet1.0_voc", MOB1_512, VOC_CLASSES, "voc",
+               (gluon_source("37c180765a4eb3e67751d6bacac47bb9156f5fff"),), _voc(75.4)),
+    ModelEntry("ssd_512_mobilenet1.0_coco", MOB1_512, COCO_CLASSES, "coco",
+               (gluon_source("da9756faa5b9b4e34dedcf83ee0733d5895796ad"),), _coco(21.7)),
+    ModelEntry("ssd_512_mobilenet1.0_custom", MOB1_512, None, None,
+               custom_init_from="ssd_512_mobilenet1.0_coco"),
+    ModelEntry("ssd_300_mobilenet1.0_lite_coco", MOB1_LITE_300, COCO_CLASSES, "coco"),
+    ModelEntry("ssd_300_mobilenet0.25_voc", MOB025_300, VOC_CLASSES, "voc"),
+    ModelEntry("ssd_300_mobilenet0.25_coco", MOB025_300, COCO_CLASSES, "coco"),
+    ModelEntry("ssd_300_mobilenet0.25_custom", MOB025_300, None, None),
+    ModelEntry("ssd_300_resnet34_v1b_voc", R34V1B_300, VOC_CLASSES, "voc"),
+    ModelEntry("ssd_300_resnet34_v1b_coco", R34V1B_300, COCO_CLASSES, "coco",
+               (gluon_source("ade34ff72a2418fac94afe1048bc305b980c83c5"),), _coco(25.1)),
+    ModelEntry("ssd_300_resnet34_v1b_custom", R34V1B_300, None, None,
+               custom_init_from="ssd_300_resnet34_v1b_coco"),
+)
+
+CATALOG: Dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
+assert len(CATALOG) == len(_ENTRIES), "duplicate model name in the catalog"

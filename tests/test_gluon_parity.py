@@ -1,0 +1,118 @@
+"""Parity with gluoncv (the source runtime): converted models give the same detections.
+
+The reference (tests/ref/ssd_ref.py, run in .venv-ref) builds each gluoncv SSD with
+well-conditioned random weights, saves .params in both naming schemes and records raw head
+outputs and detections on real images, square (validation transform, batched) and
+non-square (load_test).  Here we convert those .params and compare.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ssd_zoo
+from ssd_zoo.convert.gluon import convert_gluon_params
+from ssd_zoo.registry import load_state_dict_strict
+from ssd_zoo.transforms import load_test, transform_val, imread_rgb
+from tests.refrun import run_ref
+
+pytestmark = pytest.mark.parity
+WEIGHTED = ssd_zoo.list_models(pretrained=True)
+OTHERS = [n for n in ssd_zoo.list_models() if n not in WEIGHTED]
+RAW_TOL, SCORE_TOL, BOX_TOL = 1e-4, 1e-5, 1e-2
+LOAD_TEST_IMAGES = ("000001.jpg", "astronaut.png")
+CUSTOM_CLASSES = ["person", "dog", "kite"]
+
+
+def reference(ref_python, asset_images, name, full=True):
+    entry = ssd_zoo.registry.get_entry(name)
+    size = entry.preset.base_size
+    images = [str(p) for p in asset_images] if full else [str(asset_images[0])]
+    args = {"name": name, "seed": 0, "size": size, "images": images,
+            "load_test_images": [str(p) for p in asset_images if p.name in LOAD_TEST_IMAGES]
+            if full else [], "short": size}
+    if entry.classes is None:
+        args["classes"] = CUSTOM_CLASSES
+    return run_ref(ref_python, "ssd_ref.py", args)
+
+
+def build(name, params_file):
+    entry = ssd_zoo.registry.get_entry(name)
+    net = ssd_zoo.get_model(name, classes=CUSTOM_CLASSES if entry.classes is None else None)
+    state, key_map = convert_gluon_params(params_file, net)
+    load_state_dict_strict(net, state)
+    return net.eval(), key_map
+
+
+def compare_detections(ref, ids, scores, bboxes):
+    """Same detections row by row: ids equal, scores/boxes within tolerance."""
+    r_ids, r_scores, r_boxes = ref["ids"], ref["scores"], ref["bboxes"]
+    ids, scores, bboxes = ids.numpy(), scores.numpy(), bboxes.numpy()
+    assert ids.shape == r_ids.shape and bboxes.shape == r_boxes.shape
+    np.testing.assert_array_equal(ids, r_ids)
+    valid = r_ids[..., 0] >= 0
+    ds = np.abs(scores - r_scores).max()
+    db = np.abs(bboxes - r_boxes)[valid].max() if valid.any() else 0.0
+    assert ds <= SCORE_TOL, f"score diff {ds}"
+    assert db <= BOX_TOL, f"box diff {db}"
+    return float(ds), float(db), int(valid.sum())
+
+
+def check_run(net, ref):
+    x = torch.from_numpy(ref["x"])
+    with torch.no_grad():
+        net.train(False)
+        cls, box, anchors = net.head_outputs(x)
+        d_cls = np.abs(cls.numpy() - ref["cls"]).max()
+        d_box = np.abs(box.numpy() - ref["box"]).max()
+        d_anc = np.abs(anchors.numpy() - ref["anchors"]).max()
+        ids, scores, bboxes = net(x)
+    assert d_anc == 0.0, f"anchors differ by {d_anc}"
+    assert d_cls <= RAW_TOL and d_box <= RAW_TOL, (d_cls, d_box)
+    ds, db, nvalid = compare_detections(ref, ids, scores, bboxes)
+    return {"raw": float(max(d_cls, d_box)), "score": ds, "box": db, "valid": nvalid}
+
+
+@pytest.mark.parametrize("scheme", ["structural", "prefixed"])
+@pytest.mark.parametrize("name", WEIGHTED)
+def test_published_model_parity(name, scheme, ref_python, asset_images, record_property):
+    out = reference(ref_python, asset_images, name)
+    net, key_map = build(name, out / f"{scheme}.params")
+    assert len(key_map) == len(set(key_map.values()))
+    results = {"square": check_run(net, np.load(out / "square.npz"))}
+    assert results["square"]["valid"] >= 50, "reference too degenerate to test NMS"
+    if scheme == "structural":  # non-square path once per model
+        entry = ssd_zoo.registry.get_entry(name)
+        files = [p for p in asset_images if p.name in LOAD_TEST_IMAGES]
+        for i, f in enumerate(files):  # non-square inputs made by gluoncv's load_test
+            results[f"load_test_{i}"] = check_run(net, np.load(out / f"load_test_{i}.npz"))
+    record_property("parity", json.dumps(results))
+    print(name, scheme, results)
+
+
+def test_load_test_matches_gluoncv(ref_python, asset_images):
+    """Our load_test gives gluoncv's resized image and input tensor bit for bit."""
+    out = reference(ref_python, asset_images, "ssd_300_vgg16_atrous_voc")
+    files = [p for p in asset_images if p.name in LOAD_TEST_IMAGES]
+    for i, f in enumerate(files):
+        ref = np.load(out / f"load_test_{i}.npz")
+        x, img = load_test(f, short=300)
+        np.testing.assert_array_equal(img, ref["img"])
+        assert torch.equal(x, torch.from_numpy(ref["x"])), "load_test tensor differs"
+
+
+def test_val_transform_matches_gluoncv(ref_python, asset_images):
+    out = reference(ref_python, asset_images, "ssd_300_vgg16_atrous_voc")
+    ref_x = np.load(out / "square.npz")["x"]
+    ours = torch.cat([transform_val(imread_rgb(p), 300, 300) for p in asset_images]).numpy()
+    np.testing.assert_array_equal(ours, ref_x)
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_other_constructors_build_run_convert(name, ref_python, asset_images):
+    out = reference(ref_python, asset_images, name, full=False)
+    net, _ = build(name, out / "structural.params")
+    check_run(net, np.load(out / "square.npz"))
