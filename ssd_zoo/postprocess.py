@@ -96,7 +96,9 @@ class GluonPostProcessor(nn.Module):
     def forward(self, cls_logits: torch.Tensor, boxes_xyxy: torch.Tensor):
         n, a, c1 = cls_logits.shape
         num_fg = c1 - 1
-        probs = torch.softmax(cls_logits.float(), dim=-1)[..., 1:]            # (N, A, C)
+        # float64 then round: equal logits give equal scores, so exact ties stay ties and
+        # are broken by candidate order as in MXNet (float32 SIMD exp varies by lane).
+        probs = torch.softmax(cls_logits.double(), dim=-1)[..., 1:].float()   # (N, A, C)
         # Gluon orders candidates class-major: index = class * A + anchor.
         scores = probs.transpose(1, 2).reshape(n, num_fg * a)
         scores = torch.where(scores > self.score_thresh, scores,

@@ -98,11 +98,12 @@ def get_model(name: str, pretrained: bool = False, weights: Optional[str] = None
 def resolve_pretrained(entry: ModelEntry, net, root=None) -> Path:
     """Local safetensors of ``entry``'s published weights (download/convert/cache once)."""
     from . import hub
-    from .convert.gluon import convert_gluon_params
+    from .convert.gluon import CONVERTER_VERSION, convert_gluon_params
 
     def convert(params_path):
         return convert_gluon_params(params_path, net)[0]
 
+    convert.version = CONVERTER_VERSION  # part of the cache key: a fix rebuilds caches
     return hub.resolve(entry.name, entry.sources, convert, root=root)
 
 
@@ -110,13 +111,10 @@ def load_weights(net, weights, sha256: Optional[str] = None, root=None) -> None:
     """Load a state dict (path/URL of .safetensors, .pth or Gluon .params) strictly."""
     from . import hub
     from .convert.gluon import convert_gluon_params
-    path = Path(weights) if isinstance(weights, Path) else None
-    if path is None:
-        path = hub.fetch_user_weights(str(weights), sha256=sha256, root=root)
-        sha256 = None  # verified by the fetch
-    loaded = hub.load_state_dict_file(path, sha256=sha256)
-    if isinstance(loaded, hub.GluonArrays):
-        state = convert_gluon_params(loaded.arrays, net, label=str(path))[0]
+    path = hub.fetch_user_weights(str(weights), sha256=sha256, root=root)
+    loaded = hub.load_state_dict_file(path)
+    if isinstance(loaded, hub.RawGluonParams):
+        state = convert_gluon_params(dict(loaded), net, label=str(path))[0]
     else:
         state = loaded
     load_state_dict_strict(net, state, label=str(path))

@@ -18,6 +18,8 @@ import torch
 
 log = logging.getLogger(__name__)
 SSD_PREFIX = re.compile(r"^ssd\d+_")
+#: bump when a conversion fix changes outputs; cached conversions are then rebuilt
+CONVERTER_VERSION = "1"
 
 
 class ConversionError(ValueError):
