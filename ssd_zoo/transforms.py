@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 import torch
 
+from .resize_cubic import resize_cubic
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -49,9 +51,16 @@ def interp_method(interp: int, old_hw: Tuple[int, int], new_hw: Tuple[int, int])
 
 
 def imresize(img: np.ndarray, width: int, height: int, interp: int = 1) -> np.ndarray:
-    """Resize HxWx3 uint8 to (height, width) like gluoncv.data.transforms.image.imresize."""
+    """Resize HxWx3 uint8 to (height, width) like gluoncv.data.transforms.image.imresize.
+
+    Bicubic (2, and 9 when enlarging) uses our reimplementation of the OpenCV 3.4.2 kernel
+    linked into MXNet 1.9.1 (OpenCV 4.x's cv2.resize rounds differently there); the other
+    methods give identical results in both versions and stay on cv2.resize.
+    """
     h, w = img.shape[:2]
     method = interp_method(interp, (h, w), (height, width))
+    if method == 2 and img.dtype == np.uint8:
+        return resize_cubic(img, int(width), int(height))
     return cv2.resize(img, (int(width), int(height)), interpolation=method)
 
 
