@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 from .classes import COCO_CLASSES, VOC_CLASSES
+from .classes_torchvision import TORCHVISION_COCO_CATEGORIES
 from .hub.sources import GLUON_ZIP_TEMPLATE, WeightSource
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -178,7 +179,38 @@ _ENTRIES = (
                (gluon_source("ade34ff72a2418fac94afe1048bc305b980c83c5"),), _coco(25.1)),
     ModelEntry("ssd_300_resnet34_v1b_custom", R34V1B_300, None, None,
                custom_init_from="ssd_300_resnet34_v1b_coco"),
+    # -- PyTorch-ecosystem ports (models/ported.py; convert/torchvision.py, convert/amdegroot.py)
+    ModelEntry("ssd300_vgg16_torchvision_coco", SSDPreset(
+        "vgg16_torchvision", 300, (21, 45, 99, 153, 207, 261, 315),
+        ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,)), STEPS_300, anchor="torchvision",
+        mean=(0.48235, 0.45882, 0.40784), std=(1 / 255,) * 3, nms_topk=400, post_nms=200),
+        TORCHVISION_COCO_CATEGORIES, "coco", (WeightSource(
+            "file", "https://download.pytorch.org/models/ssd300_vgg16_coco-b556d3b4.pth",
+            fmt="pth"),), (Metric("COCO AP", 25.1, "torchvision", "val2017 box mAP"),),
+        license="BSD-3-Clause (torchvision)", upstream="torchvision",
+        extra={"converter": "torchvision", "sha256_prefix": "b556d3b4"}),
+    ModelEntry("ssd300_vgg16_amdegroot_voc", SSDPreset(
+        "vgg16_amdegroot", 300, SIZES_300_VOC, ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,)),
+        STEPS_300, anchor="amdegroot", mean=(123 / 255, 117 / 255, 104 / 255),
+        std=(1 / 255,) * 3, nms_topk=200, post_nms=0),
+        VOC_CLASSES, "voc", (WeightSource(
+            "file", "https://s3.amazonaws.com/amdegroot-models/ssd300_mAP_77.43_v2.pth",
+            fmt="pth"),), (Metric("VOC07 mAP", 77.43, "ssd.pytorch"),),
+        license="MIT (ssd.pytorch)", upstream="ssd.pytorch",
+        extra={"converter": "amdegroot", "caffe_weights":
+               "https://s3.amazonaws.com/amdegroot-models/ssd_300_VOC0712.pth"}),
 )
 
 CATALOG: Dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
+
+#: ImageNet classifier weights of the backbones (``pretrained_base=True``, for training),
+#: from the Gluon-CV model store, keyed by the store's file name.
+BACKBONE_WEIGHTS: Dict[str, WeightSource] = {
+    "vgg16_atrous": gluon_source("4fa2e1ad96b8c8d1ba9e5a43556cd909d70b3985"),
+    "resnet50_v1": gluon_source("cc729d95031ca98cf2ff362eb57dee4d9994e4b2"),
+    "resnet101_v2": gluon_source("18e93e4f48947e002547f50eabbcc9c83e516aa6"),
+    "mobilenet1.0": gluon_source("efbb2ca3881998d5a8c5cb6c457a28c1e085fed5"),
+    "resnet34_v1b": gluon_source("8e16b84814e84f64d897854003f049872991eaa6"),
+    "mobilenet0.25": gluon_source("f0046a3da4e150b85da58ea31913dbb86e7540d1"),
+}
 assert len(CATALOG) == len(_ENTRIES), "duplicate model name in the catalog"

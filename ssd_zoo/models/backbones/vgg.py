@@ -79,6 +79,13 @@ class VGGAtrous(Backbone):
         for attr in ("weight", "bias"):
             self.register_alias(f"{path}.{attr}", structural + attr, prefixed + attr)
 
+    def imagenet_key_map(self) -> dict:
+        """{key: name in gluoncv's ImageNet ``vgg16_atrous`` .params} for the layers that
+        exist there (stages; the file is loaded with allow_missing in Gluon-CV, so the
+        L2-norm scale and the extras keep their initialization)."""
+        return {k: names[0][len("features."):] for k, names in self._gluon_names.items()
+                if k.startswith("stages.")}
+
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         x = x * self.init_scale
         for stage in self.stages[:3]:
