@@ -29,5 +29,13 @@ test: setup
 test-fast: setup-main
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests -m "not parity"
 
+# Offline: the bundled face SSD (ssd_zoo/assets) on demo/images -> out/demo/
+demo: setup-main
+	$(VENV)/bin/python demo/demo_ssd.py --out out/demo
+
+# README tables + model_cards/ from ssd_zoo/zoo.py and results/ (`--check` runs in make test)
+tables: setup-main
+	$(VENV)/bin/python benchmarks/make_tables.py
+
 clean:
 	rm -rf .cache .pytest_cache

