@@ -19,6 +19,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .atomic import atomic_write_bytes
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 DEFAULT_NETWORK = "ssd_300_res10_face_caffe"
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
@@ -140,13 +142,7 @@ def write_image(path: Path, rgb: np.ndarray) -> None:
     ok, buf = cv2.imencode(path.suffix, rgb[:, :, ::-1])
     if not ok:
         raise OSError(f"cannot encode {path.suffix} images")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def out_name(src: Path, taken: set) -> str:

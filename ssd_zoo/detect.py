@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence, Union
+from typing import TYPE_CHECKING, Dict, List, Sequence, Union
 
 import numpy as np
 import torch
 
 from .transforms import imread_rgb, transform_test
 
-ImageLike = Union[str, os.PathLike, np.ndarray, "PIL.Image.Image"]
+if TYPE_CHECKING:  # pragma: no cover
+    from PIL import Image
+
+ImageLike = Union[str, os.PathLike, np.ndarray, "Image.Image"]  # PIL.Image.Image
 
 
 def _to_rgb_array(image) -> np.ndarray:

@@ -142,11 +142,12 @@ class FastPostProcessor(nn.Module):
     def forward(self, cls_logits, box_offsets, anchors):
         n, a, c1 = cls_logits.shape
         dev = cls_logits.device
-        # torch's softmax (bit-identical scores to GluonPostProcessor: saturated scores tie
-        # exactly, and ties decide the order); the rest in numpy on purpose: the arrays are
+        # float64 softmax rounded to float32, exactly as GluonPostProcessor (equal logits ->
+        # equal scores, so ties are broken by candidate order as in MXNet); the rest in
+        # numpy on purpose: the arrays are
         # small and ATen/MKL open an OpenMP region per op, which costs more than the work
         # (a lot more on a busy machine)
-        probs = torch.softmax(cls_logits.detach().float().cpu(), dim=-1).numpy()
+        probs = torch.softmax(cls_logits.detach().cpu().double(), dim=-1).float().numpy()
         scores = np.ascontiguousarray(probs[..., 1:].transpose(0, 2, 1)
                                       ).reshape(n, (c1 - 1) * a)                # class-major
         k = self.nms_topk if self.nms_topk > 0 else scores.shape[1]

@@ -68,7 +68,7 @@ class PerClassPostProcessor(nn.Module):
             h, w = self.clip_size
             boxes = torch.stack([boxes[:, 0].clamp(0, w), boxes[:, 1].clamp(0, h),
                                  boxes[:, 2].clamp(0, w), boxes[:, 3].clamp(0, h)], -1)
-        all_boxes, all_scores, all_labels, kept = [], [], [], []
+        all_boxes, all_scores, all_labels = [], [], []
         for label in range(1, probs.shape[1]):
             score = probs[:, label]
             mask = score > self.score_thresh

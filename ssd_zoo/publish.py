@@ -6,12 +6,11 @@ placed before the upstream source in the catalog entry).
 """
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from pathlib import Path
 from typing import Iterable, List
 
+from .atomic import atomic_write, atomic_write_json
 from .hub.hashing import file_digests
 
 
@@ -31,17 +30,12 @@ def export_converted(names: Iterable[str], out_dir, root=None, progress=None) ->
         cached = resolve_pretrained(entry, net, root=root)
         sha256 = file_digests(cached, ("sha256",))["sha256"]
         dest = out_dir / f"{name}-{sha256[:8]}.safetensors"
-        tmp = dest.with_name(f".{dest.name}.tmp{os.getpid()}")
-        shutil.copyfile(cached, tmp)
-        os.replace(tmp, dest)
+        atomic_write(dest, lambda tmp, src=cached: shutil.copyfile(src, tmp))
         src = entry.sources[-1]
         rows.append({"name": name, "file": dest.name, "size": dest.stat().st_size,
                      "sha256": sha256, "source_sha1": src.sha1,
                      "source_url": src.resolved_url(name)})
         if progress:
             progress(rows[-1])
-    manifest = out_dir / "manifest.json"
-    tmp = manifest.with_name(f".manifest.json.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(rows, indent=2) + "\n")
-    os.replace(tmp, manifest)
+    atomic_write_json(out_dir / "manifest.json", rows, indent=2)
     return rows

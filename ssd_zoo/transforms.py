@@ -7,7 +7,7 @@ enlarging both sides, area when shrinking both, bilinear otherwise.
 from __future__ import annotations
 
 import os
-from typing import List, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import cv2
 import numpy as np

@@ -145,10 +145,7 @@ def _random_inputs(n=2, a=600, c1=6, seed=0, ties=False, scale=3.0):
 @pytest.mark.parametrize("case", [
     dict(), dict(ties=True), dict(scale=0.2),           # scale 0.2: few valid, padding
     dict(nms_topk=50, post_nms=100), dict(nms_thresh=1.0), dict(post_nms=20, ties=True),
-    pytest.param(dict(scale=8.0, nms_topk=-1), marks=pytest.mark.xfail(
-        reason="saturated scores (exact ties at 1.0): GluonPostProcessor's rows differ from "
-               "a brute-force greedy NMS, which FastPostProcessor matches; to be checked "
-               "against mxnet box_nms (issue 8 report)", strict=False))])
+    dict(scale=8.0, nms_topk=-1)])  # saturated scores: exact ties at 1.0
 def test_fast_postprocessor_equals_gluon_postprocessor(case):
     case = dict(case)
     data = {k: case.pop(k) for k in ("ties", "scale") if k in case}

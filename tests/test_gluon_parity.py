@@ -48,12 +48,17 @@ def build(name, params_file):
     return net.eval(), key_map
 
 
-def compare_detections(ref, ids, scores, bboxes):
+def compare_detections(ref, ids, scores, bboxes, candidates=None):
     """Same detections: ids equal, scores/boxes within tolerance, row by row.
 
-    Two candidates whose scores differ by float rounding only (|d| <= SCORE_TOL) may come
-    out in either order (softmax rounding differs between runtimes at the last ulp), so
-    rows may be permuted within such a near-tie group and nowhere else.
+    Scores that differ by float rounding only (|d| <= SCORE_TOL; softmax rounding differs
+    between runtimes at the last ulp) make near-ties whose order is not reproducible:
+    rows may be permuted within such a group, and where two same-class candidates of a
+    near-tie overlap, NMS may keep the other one.  The latter is accepted only when the
+    reference's box is itself one of OUR candidates with that class and score (so the
+    only difference is which of two near-equal candidates won) -- ``candidates(n, cls,
+    score, box) -> bool`` checks that.  Returns (score diff, box diff, valid rows, swaps,
+    nms flips).
     """
     r_ids, r_scores, r_boxes = ref["ids"], ref["scores"], ref["bboxes"]
     ids, scores, bboxes = ids.numpy(), scores.numpy(), bboxes.numpy()
@@ -61,7 +66,7 @@ def compare_detections(ref, ids, scores, bboxes):
     valid = r_ids[..., 0] >= 0
     np.testing.assert_array_equal(ids[..., 0] >= 0, valid)
     ds = db = 0.0
-    swaps = 0
+    swaps = flips = 0
     for n in range(ids.shape[0]):
         used = set()
         for i in np.nonzero(valid[n])[0]:
@@ -74,10 +79,16 @@ def compare_detections(ref, ids, scores, bboxes):
             used.add(j)
             swaps += int(j != i)
             ds = max(ds, abs(scores[n, j, 0] - r_scores[n, i, 0]))
-            db = max(db, np.abs(bboxes[n, j] - r_boxes[n, i]).max())
+            d = np.abs(bboxes[n, j] - r_boxes[n, i]).max()
+            if d > BOX_TOL and candidates is not None and candidates(
+                    n, r_ids[n, i, 0], r_scores[n, i, 0], r_boxes[n, i]):
+                flips += 1
+                continue
+            db = max(db, d)
     assert ds <= SCORE_TOL, f"score diff {ds}"
     assert db <= BOX_TOL, f"box diff {db}"
-    return float(ds), float(db), int(valid.sum()), swaps
+    assert flips <= max(2, valid.sum() // 100), f"{flips} near-tie NMS flips"
+    return float(ds), float(db), int(valid.sum()), swaps, flips
 
 
 def check_run(net, ref):
@@ -89,11 +100,19 @@ def check_run(net, ref):
         d_box = np.abs(box.numpy() - ref["box"]).max()
         d_anc = np.abs(anchors.numpy() - ref["anchors"]).max()
         ids, scores, bboxes = net(x)
+        probs = torch.softmax(cls.double(), -1)[..., 1:].float().numpy()
+        decoded = net.box_coder.decode(box, anchors).numpy()
     assert d_anc == 0.0, f"anchors differ by {d_anc}"
     assert d_cls <= RAW_TOL and d_box <= RAW_TOL, (d_cls, d_box)
-    ds, db, nvalid, swaps = compare_detections(ref, ids, scores, bboxes)
+
+    def our_candidate(n, c, s, b):
+        near = np.nonzero(np.abs(probs[n, :, int(c)] - s) <= SCORE_TOL)[0]
+        return bool(near.size) and bool(
+            (np.abs(decoded[n, near] - b).max(-1) <= BOX_TOL).any())
+
+    ds, db, nvalid, swaps, flips = compare_detections(ref, ids, scores, bboxes, our_candidate)
     return {"raw": float(max(d_cls, d_box)), "score": ds, "box": db, "valid": nvalid,
-            "near_tie_swaps": swaps}
+            "near_tie_swaps": swaps, "near_tie_nms_flips": flips}
 
 
 @pytest.mark.parametrize("scheme", ["structural", "prefixed"])

@@ -23,6 +23,10 @@ def make_cases(tmp_path):
     # repeated logit rows -> exactly equal scores in both runtimes (stable order matters)
     q = np.repeat(rng.normal(0, 1.5, (2, 100, 4)), 5, axis=1)
     cases["ties"] = (q.astype(np.float32), boxes(2, 500))
+    # saturated softmax: hundreds of scores exactly 1.0 (trained nets do this)
+    sat = rng.normal(0, 1.0, (1, 700, 4)) * 3
+    sat[0, :500, 2] = 200.0
+    cases["saturated"] = (sat.astype(np.float32), boxes(1, 700))
     # fewer candidates than post_nms; identical boxes (IoU exactly 1)
     b = boxes(1, 30)
     b[0, 10:20] = b[0, 0]
@@ -40,7 +44,7 @@ def make_cases(tmp_path):
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("topk", [400, 150])
+@pytest.mark.parametrize("topk", [400, 150, -1])
 def test_matches_mxnet_box_nms(ref_python, tmp_path, topk):
     cases, path = make_cases(tmp_path)
     # inputs are deterministic (seeded) so the cache key only needs their content hash

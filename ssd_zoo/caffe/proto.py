@@ -13,10 +13,11 @@ Every malformed input raises ``CaffeFormatError`` naming the file, layer and fie
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
+
+from ..atomic import atomic_write_bytes
 
 
 class CaffeFormatError(ValueError):
@@ -245,19 +246,8 @@ def encode_caffemodel(layers: Sequence[Tuple[str, str, Sequence[np.ndarray]]],
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder + os.replace."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` atomically (see ssd_zoo.atomic)."""
+    atomic_write_bytes(path, data)
 
 
 def write_caffemodel(path: str, layers, legacy: bool = False) -> None:

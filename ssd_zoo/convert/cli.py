@@ -1,27 +1,28 @@
 """Library side of converters/convert_gluoncv.py."""
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+from safetensors.torch import save_file
 
+from ..atomic import atomic_write
 from .gluon import convert_gluon_params
 
 
 def save_state_dict(state: Dict[str, torch.Tensor], path, metadata: Dict[str, str] = None) -> Path:
-    """Write a state dict atomically: .safetensors (default) or .pth (tensors only)."""
+    """Write a state dict atomically: .safetensors (default) or .pth (tensors only).
+
+    safetensors serialises its metadata map in arbitrary order, so the metadata is folded
+    into ONE json-valued key: the same tensors + metadata always give the same bytes."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     if path.suffix == ".pth":
-        torch.save(tensors, tmp)
-    else:
-        from safetensors.torch import save_file
-        save_file(tensors, str(tmp), metadata=metadata or {})
-    os.replace(tmp, path)
-    return path
+        return atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+    meta = {"ssd_zoo": json.dumps(metadata, sort_keys=True)} if metadata else {}
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def convert_gluon_file(network: str, params_path, output,

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from ..data._files import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 # (standard dataset, metric kind) -> (catalog Metric.metric, key in our metrics)
 REFERENCE_METRICS = {("voc", "voc07"): ("VOC07 mAP", "mAP"), ("coco", "coco"): ("COCO AP", "AP")}

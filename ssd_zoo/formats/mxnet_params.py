@@ -14,6 +14,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
+
 LIST_MAGIC = 0x112
 ARRAY_MAGIC_V2 = 0xF993FAC9
 ARRAY_MAGIC_V3 = 0xF993FACA
@@ -135,7 +137,4 @@ def write_params(path: str, arrays: "dict[str, np.ndarray]") -> None:
     for k in arrays:
         b = k.encode("utf-8")
         chunks.append(struct.pack("<Q", len(b)) + b)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(b"".join(chunks))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, b"".join(chunks))

@@ -18,7 +18,7 @@ from typing import Dict, List, Union
 
 import numpy as np
 
-from ..data._files import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 from .voc import _as_numpy
 
 __all__ = ["COCODetectionMetric", "COCO_STAT_NAMES"]

@@ -2,7 +2,7 @@
 post-processor, all passed in.  Gluon-CV compatible forward contract."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import torch
 from torch import nn
