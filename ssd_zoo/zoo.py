@@ -189,9 +189,9 @@ _ENTRIES = (
         mean=(0.48235, 0.45882, 0.40784), std=(1 / 255,) * 3, nms_topk=400, post_nms=200),
         TORCHVISION_COCO_CATEGORIES, "coco", (WeightSource(
             "file", "https://download.pytorch.org/models/ssd300_vgg16_coco-b556d3b4.pth",
-            fmt="pth"),), (Metric("COCO AP", 25.1, "torchvision", "val2017 box mAP"),),
+            fmt="pth", sha256_prefix="b556d3b4"),), (Metric("COCO AP", 25.1, "torchvision", "val2017 box mAP"),),
         license="BSD-3-Clause (torchvision)", upstream="torchvision",
-        extra={"converter": "torchvision", "sha256_prefix": "b556d3b4"}),
+        extra={"converter": "torchvision"}),
     ModelEntry("ssd300_vgg16_amdegroot_voc", SSDPreset(
         "vgg16_amdegroot", 300, SIZES_300_VOC, ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,)),
         STEPS_300, anchor="amdegroot", mean=(123 / 255, 117 / 255, 104 / 255),

@@ -1,6 +1,7 @@
 """Gluon model-store sources: zip fetch, sha1, zip-slip, offline, MXNET_GLUON_REPO."""
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 import zipfile
@@ -177,3 +178,18 @@ def test_weight_source_validation():
         WeightSource("file", "http://x/y", file_name="../evil")
     with pytest.raises(ValueError):
         gluon_zip_source("a", "0" * 40).local_path("../../etc")
+
+
+def test_file_source_sha256_prefix(server, hub_env):  # noqa: F811
+    """torchvision-style sources publish only a sha256 prefix: it is enforced."""
+    from ssd_zoo.hub import WeightSource, fetch_source
+    data = b"weights-bytes" * 100
+    good = hashlib.sha256(data).hexdigest()
+    url = server.add("/tv/model-x.pth", data)
+    ok = WeightSource("file", url, fmt="pth", sha256_prefix=good[:8])
+    assert fetch_source(ok, "tvmodel").read_bytes() == data
+    url2 = server.add("/tv/model-y.pth", data)
+    bad = WeightSource("file", url2, fmt="pth", sha256_prefix="00000000")
+    with pytest.raises(ValueError, match="00000000"):
+        fetch_source(bad, "tvmodel2")
+    assert not bad.local_path("tvmodel2").exists()

@@ -22,8 +22,8 @@ from filelock import FileLock
 
 from .archive import extract_member
 from .download import download, log
-from .errors import DownloadError, WeightsUnavailableError
-from .hashing import file_matches, verify_file
+from .errors import DownloadError, HashMismatchError, WeightsUnavailableError
+from .hashing import file_digests, file_matches, verify_file
 from .paths import (cache_root, check_name, gluon_repo_url, is_offline, lock_path, lock_timeout,
                     remove_quietly, sweep_stale_temps)
 
@@ -46,6 +46,9 @@ class WeightSource:
     sha256: full sha256 of a 'file' (checked on download and on every cache hit).
     file_name: local file name; default ``{name}-{sha1[:8]}.params`` / the URL's basename.
     fmt: 'params' (needs conversion), 'safetensors' or 'pth'.
+    sha256_prefix: for upstreams that publish only a prefix of the sha256 in the file name
+        (torchvision's ``-b556d3b4.pth``): checked like torchvision's own ``check_hash``;
+        weaker than a full hash, used only when no full hash is known.
     """
 
     kind: str
@@ -54,6 +57,7 @@ class WeightSource:
     sha256: str | None = None
     file_name: str | None = None
     fmt: str = "params"
+    sha256_prefix: str | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -68,6 +72,10 @@ class WeightSource:
             raise ValueError("a 'gluon_zip' source needs the .params sha1 and fmt='params'")
         if self.file_name is not None:
             check_name(self.file_name)
+        if self.sha256_prefix is not None and not re.fullmatch("[0-9a-f]{6,63}",
+                                                               self.sha256_prefix):
+            raise ValueError(f"WeightSource.sha256_prefix must be 6-63 lowercase hex digits, "
+                             f"got {self.sha256_prefix!r}")
 
     def resolved_url(self, name: str) -> str:
         """The concrete URL (gluon templates are filled in with the current repo)."""
@@ -97,7 +105,14 @@ def gluon_zip_source(name: str, sha1: str) -> WeightSource:
 def cached_source(src: WeightSource, name: str, root=None) -> Path | None:
     """The verified cached file of ``src`` if present, else None (never uses the network)."""
     path = src.local_path(name, root)
-    return path if file_matches(path, sha1=src.sha1, sha256=src.sha256) else None
+    if not file_matches(path, sha1=src.sha1, sha256=src.sha256):
+        return None
+    return path if _prefix_ok(path, src) else None
+
+
+def _prefix_ok(path: Path, src: WeightSource) -> bool:
+    return src.sha256_prefix is None or \
+        file_digests(path, ("sha256",))["sha256"].startswith(src.sha256_prefix)
 
 
 def fetch_source(src: WeightSource, name: str, root=None) -> Path:
@@ -114,9 +129,17 @@ def fetch_source(src: WeightSource, name: str, root=None) -> Path:
     url = src.resolved_url(name)
     if src.kind == "file":
         try:
-            return download(url, dest, sha1=src.sha1, sha256=src.sha256)
+            path = download(url, dest, sha1=src.sha1, sha256=src.sha256)
         except (DownloadError, WeightsUnavailableError) as exc:
             raise _unavailable(name, url, dest, _reason(exc)) from exc
+        if not _prefix_ok(path, src):
+            actual = file_digests(path, ("sha256",))["sha256"]
+            remove_quietly(path)
+            raise HashMismatchError(url, "sha256 prefix", src.sha256_prefix, actual,
+                                    note="the downloaded file was deleted")
+        if not (src.sha1 or src.sha256 or src.sha256_prefix):
+            log.warning("%s has no published hash: its content could not be verified", url)
+        return path
     return _fetch_gluon_zip(src, name, url, dest)
 
 
