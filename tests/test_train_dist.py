@@ -151,3 +151,28 @@ def test_cli_parsing_and_errors(monkeypatch):
     assert train_ssd.main(["--cuda"]) == 2
     assert train_ssd.main(COMMON + ["--network", "nonet"]) == 1
     assert train_ssd.main(COMMON + ["--resume", "/nonexistent/last.pth"]) == 1
+
+
+def test_two_processes_equal_one_process_without_bn(tmp_path):
+    """VGG16-atrous has no BatchNorm, so nothing amplifies float noise: after one step of
+    the same global batch (2 ranks x 2 vs 1 x 4) the weights agree to float tolerance."""
+    args = ["--network", "vgg16_atrous", "--data-shape", "300", "--dataset", "synthetic",
+            "--no-pretrained-base", "--num-workers", "0", "--seed", "7", "--lr", "0.001",
+            "--val-interval", "0", "--num-samples", "4", "--epochs", "1", "--log-interval", "1"]
+    ok(run(args + ["--batch-size", "2", "--save-dir", tmp_path / "two"], nproc=2, timeout=600))
+    ok(run(args + ["--batch-size", "4", "--save-dir", tmp_path / "one"], timeout=600))
+    a, b = model_of(tmp_path / "two" / "last.pth"), model_of(tmp_path / "one" / "last.pth")
+    init = ssd_zoo_init_vgg()
+    moved = 0
+    for k in b:
+        scale = b[k].abs().max().item() + 1e-12
+        assert (a[k] - b[k]).abs().max().item() / scale < 1e-5, k
+        moved += int(not torch.equal(b[k], init[k]))
+    assert moved > 10  # the step really changed the weights
+
+
+def ssd_zoo_init_vgg():
+    torch.manual_seed(7)
+    import ssd_zoo
+    return ssd_zoo.get_model("ssd_300_vgg16_atrous_custom",
+                             classes=["circle", "square", "triangle", "cross"]).state_dict()

@@ -133,6 +133,8 @@ def main(argv=None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except RuntimeError as e:  # e.g. a peer process died (gloo/nccl error or timeout)
+        if os.environ.get("SSD_ZOO_DEBUG"):
+            raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"error (rank {info.rank}): {type(e).__name__}: {first}", file=sys.stderr,
               flush=True)
