@@ -124,13 +124,13 @@ def get_model(name: str, pretrained: bool = False, weights: Optional[str] = None
     net.entry_name = name
     net.preset = preset
     net.precision = precision
-    # NHWC conv weights: oneDNN's native convolutions (~1.5x faster fp32, needed for fast
-    # bf16).  Same math, other summation order: parity with Gluon-CV is tested this way.
-    # Only conv weights: other 4-D tensors (VGG's init_scale buffer) stay contiguous, which
-    # DDP's buffer broadcast requires.
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            module.to(memory_format=torch.channels_last)
+    if precision == "bf16":
+        # NHWC conv weights: oneDNN's fast bf16 convolutions.  Only conv weights: other 4-D
+        # tensors (VGG's init_scale buffer) stay contiguous, as DDP's buffer broadcast needs.
+        # fp32 stays NCHW by default (the exact-parity path); ssd_zoo.fast has the faster one.
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
     return net.eval()
 
 

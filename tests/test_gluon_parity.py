@@ -155,3 +155,29 @@ def test_other_constructors_build_run_convert(name, ref_python, asset_images):
     out = reference(ref_python, asset_images, name, full=False)
     net, _ = build(name, out / "structural.params")
     check_run(net, np.load(out / "square.npz"))
+
+
+@pytest.mark.parametrize("name", ["ssd_300_vgg16_atrous_voc", "ssd_512_resnet50_v1_coco"])
+def test_fast_fp32_parity(name, ref_python, asset_images):
+    """ssd_zoo.fast.optimize_for_inference (channels_last fp32, pre-filtered NMS) keeps
+    Gluon-CV parity on the same reference runs."""
+    from ssd_zoo.fast import optimize_for_inference
+    out = reference(ref_python, asset_images, name)
+    net, _ = build(name, out / "structural.params")
+    fast = optimize_for_inference(net, "fp32")
+    for f in ["square.npz", "load_test_0.npz", "load_test_1.npz"]:
+        ref = np.load(out / f)
+        with torch.no_grad():
+            ids, scores, bboxes = fast(torch.from_numpy(ref["x"]))
+        probs_net = net  # candidates: the model's own raw outputs (same weights)
+        with torch.no_grad():
+            cls, box, anchors = probs_net.head_outputs(torch.from_numpy(ref["x"]))
+            probs = torch.softmax(cls.double(), -1)[..., 1:].float().numpy()
+            decoded = net.box_coder.decode(box, anchors).numpy()
+
+        def our_candidate(n, c, s, b):
+            near = np.nonzero(np.abs(probs[n, :, int(c)] - s) <= 2 * SCORE_TOL)[0]
+            return bool(near.size) and bool(
+                (np.abs(decoded[n, near] - b).max(-1) <= BOX_TOL).any())
+
+        compare_detections(ref, ids, scores, bboxes, our_candidate)
