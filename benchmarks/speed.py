@@ -13,11 +13,14 @@ are converted from that file.  Inputs: real images (/work/shared/assets/images) 
 the validation transform.  Gluon-CV runs hybridized in .venv-ref (benchmarks/gluon_worker.py)
 as a persistent subprocess that sleeps between its turns.
 
-Variants: ours default fp32 (Gluon-exact), fast fp32 (optimize_for_inference, exact),
-fast fp32 channels_last, get_model(precision='bf16'), fast bf16; torchvision
-ssd300_vgg16(num_classes=21) end to end (its own transform and post-processing); forward
-only (backbone + predictors) vs a large oneDNN fp32 matmul (GFLOP/s); decode + NMS vs
-mxnet's box_nms.  Writes results/bench/speed-<model>.json (atomic).
+Variants: ours default fp32 (Gluon-exact), fast fp32 (optimize_for_inference: channels_last,
+Winograd F(2x2,3x3) on the >= 256-channel 3x3 convs, pre-filtered NMS; parity-tested),
+fast fp32 direct (the same without Winograd), get_model(precision='bf16'), fast bf16;
+torchvision ssd300_vgg16(num_classes=21) end to end (its own transform and
+post-processing); forward only (backbone + predictors, with and without Winograd) vs the
+machine's fp32 matmul rate (the faster of oneDNN's and MKL's on a 2048^3 product; the
+direct-conv FLOPs are counted for both forwards, so Winograd can exceed 1.0); decode + NMS
+vs mxnet's box_nms.  Writes results/bench/speed-<model>-<cpu capability>.json (atomic).
 """
 from __future__ import annotations
 
@@ -32,6 +35,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+#: OpenMP threads sleep instead of spinning when idle, in this process and the Gluon worker:
+#: with spinning, whichever side ran last keeps ~40 % of a core busy during the other's
+#: turn (seen with the mxnet worker), which skews interleaved timings.
+IDLE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+for _k, _v in IDLE_ENV.items():
+    os.environ.setdefault(_k, _v)   # before torch is imported (in main)
 
 FLOPS = {"ssd_300_vgg16_atrous": 62.75e9}   # per image at 21 classes (FIELD_NOTES §4)
 GOALS = {  # ratio name -> (goal, "<=" or ">=")
@@ -59,7 +68,7 @@ class GluonWorker:
 
     def __init__(self, ref_python, name, params, inputs, threads):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS="1",
-                   PYTHONWARNINGS="ignore")
+                   PYTHONWARNINGS="ignore", **IDLE_ENV)
         self.proc = subprocess.Popen(
             [str(ref_python), str(ROOT / "benchmarks" / "gluon_worker.py"), "--name", name,
              "--params", str(params), "--inputs", str(inputs)], stdin=subprocess.PIPE,
@@ -82,11 +91,14 @@ class GluonWorker:
 
 
 def matmul_rate(n=2048, iters=5):
-    """GFLOP/s of an n^3 fp32 matmul through oneDNN (mkldnn_linear)."""
+    """GFLOP/s of an n^3 fp32 matmul: the faster of oneDNN (mkldnn_linear) and MKL
+    (torch.mm); on AMD CPUs without AVX-512 oneDNN's is the slower one by ~2x."""
     import torch
-    a = torch.randn(n, n).to_mkldnn()
-    w = torch.randn(n, n).to_mkldnn()
-    t = timed(lambda: torch._C._nn.mkldnn_linear(a, w, None), iters)
+    a = torch.randn(n, n)
+    w = torch.randn(n, n)
+    am, wm = a.to_mkldnn(), w.to_mkldnn()
+    t = min(timed(lambda: torch._C._nn.mkldnn_linear(am, wm, None), iters),
+            timed(lambda: torch.mm(a, w), iters))
     return 2 * n ** 3 / t / 1e9
 
 
@@ -118,7 +130,7 @@ def build_variants(name, params, x_all):
         nets[prec] = net
     fp32 = nets["fp32"]
     fast = {"fast fp32": optimize_for_inference(fp32, "fp32"),
-            "fast fp32 channels_last": optimize_for_inference(fp32, "fp32", channels_last=True),
+            "fast fp32 direct": optimize_for_inference(fp32, "fp32", winograd=False),
             "fast bf16": optimize_for_inference(fp32, "bf16")}
     variants = {"default fp32": fp32, **fast, "get_model bf16": nets["bf16"]}
     return variants, fast
@@ -130,7 +142,7 @@ def agreement(variants, x):
     with torch.no_grad():
         ref = variants["default fp32"](x)
         return {k: detection_agreement(ref, variants[k](x))
-                for k in ("get_model bf16", "fast bf16", "fast fp32 channels_last")}
+                for k in ("get_model bf16", "fast bf16", "fast fp32", "fast fp32 direct")}
 
 
 def summarize(values):
@@ -179,6 +191,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-gluon", action="store_true")
     p.add_argument("--no-torchvision", action="store_true")
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                   help="time the bf16 variants (auto: only where bf16 is native; emulated "
+                   "bf16 is ~8x slower than fp32 and would dominate the run)")
     p.add_argument("--out", default=str(ROOT / "results" / "bench"))
     args = p.parse_args(argv)
     import numpy as np
@@ -189,8 +204,14 @@ def main(argv=None) -> int:
         print(f"error: {ref_python} missing (make setup-ref), or pass --no-gluon",
               file=sys.stderr)
         return 2
+    from ssd_zoo.fast import bf16_is_native
     print(f"torch {torch.__version__}, {args.threads} threads, "
-          f"loadavg at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"loadavg at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, CPU "
+          f"capability {torch.backends.cpu.get_cpu_capability()}, native bf16: "
+          f"{'yes' if bf16_is_native() else 'NO (AVX512-BF16/AMX missing: bf16 is emulated)'}")
+    args.time_bf16 = args.bf16 == "on" or (args.bf16 == "auto" and bf16_is_native())
+    if not args.time_bf16:
+        print("bf16 variants: agreement measured, timing skipped (--bf16 on to force)")
     for name in args.models:
         run_model(name, args, ref_python, np, torch)
     return 0
@@ -198,7 +219,7 @@ def main(argv=None) -> int:
 
 def run_model(name, args, ref_python, np, torch):
     import ssd_zoo
-    from ssd_zoo.fast import FastPostProcessor
+    from ssd_zoo.fast import FastPostProcessor, bf16_is_native
     params, inputs = prepare(name, ref_python)
     data = np.load(inputs)
     x_all = torch.from_numpy(data["x"])
@@ -226,15 +247,20 @@ def run_model(name, args, ref_python, np, torch):
             t["matmul GFLOP/s"] = matmul_rate()
             for b in args.batches:
                 for k, m in variants.items():
-                    if b > 1 and k in ("fast fp32 channels_last", "get_model bf16"):
+                    if b > 1 and k in ("fast fp32 direct", "get_model bf16"):
                         continue  # keep batch-8 rounds short on a shared machine
+                    if "bf16" in k and not args.time_bf16:
+                        continue
                     t[f"{k} b{b}"] = timed(lambda: m(xs[b]), args.iters)
                 if gluon:
                     t[f"gluoncv b{b}"] = gluon.ask(op="e2e", batch=b, iters=args.iters)
                 if tv is not None:
                     t[f"torchvision b{b}"] = timed(lambda: tv(tv_in[b]), args.iters)
-            heads = fast["fast fp32"].heads
-            t["forward fp32 b1"] = timed(lambda: heads(xs[1]), args.iters)
+            for k, key in (("fast fp32", "forward fp32 b1"),
+                           ("fast fp32 direct", "forward fp32 direct b1")):
+                heads = fast[k].heads
+                x_cl = xs[1].contiguous(memory_format=torch.channels_last)
+                t[key] = timed(lambda: heads(x_cl), args.iters)
             it = max(args.iters, 10)
             t["decode+NMS ours"] = timed(lambda: post(*raw), it)
             t["decode+NMS default"] = timed(lambda: default_post.postprocessor(
@@ -251,9 +277,12 @@ def run_model(name, args, ref_python, np, torch):
     agree = agreement(variants, x_all)
     report(name, args, rounds, agree, flops)
     report_cuda = cuda_section(name, params, x_all, args.iters)
-    write_json(Path(args.out) / f"speed-{name}.json",
+    cpu = torch.backends.cpu.get_cpu_capability().lower()
+    write_json(Path(args.out) / f"speed-{name}-{cpu}.json",
                {"model": name, "threads": args.threads, "iters": args.iters,
                 "rounds": rounds, "agreement": agree, "cuda": report_cuda,
+                "cpu": {"capability": torch.backends.cpu.get_cpu_capability(),
+                        "native_bf16": bf16_is_native()},
                 "ratios": ratios(rounds, flops, agree), "torch": torch.__version__})
 
 
@@ -270,8 +299,10 @@ def ratios(rounds, flops, agree):
         "fp32 e2e / gluoncv": per_round(lambda t: t["fast fp32 b1"] / t["gluoncv b1"]),
         "fp32 default e2e / gluoncv": per_round(
             lambda t: t["default fp32 b1"] / t["gluoncv b1"]),
-        "fp32 channels_last e2e / gluoncv": per_round(
-            lambda t: t["fast fp32 channels_last b1"] / t["gluoncv b1"]),
+        "fp32 direct (no Winograd) e2e / gluoncv": per_round(
+            lambda t: t["fast fp32 direct b1"] / t["gluoncv b1"]),
+        "fp32 direct (no Winograd) e2e / torchvision": per_round(
+            lambda t: t["fast fp32 direct b1"] / t["torchvision b1"]),
         "fp32 e2e / torchvision": per_round(lambda t: t["fast fp32 b1"] / t["torchvision b1"]),
         "decode+NMS / mxnet box_nms": per_round(
             lambda t: t["decode+NMS ours"] / t["box_nms mxnet"]),
@@ -286,6 +317,8 @@ def ratios(rounds, flops, agree):
     if flops:
         out["fp32 forward / matmul rate"] = per_round(
             lambda t: flops / t["forward fp32 b1"] / 1e9 / t["matmul GFLOP/s"])
+        out["fp32 forward direct conv / matmul rate"] = per_round(
+            lambda t: flops / t["forward fp32 direct b1"] / 1e9 / t["matmul GFLOP/s"])
     for b in (8,):
         out[f"fp32 e2e / gluoncv (batch {b})"] = per_round(
             lambda t: t[f"fast fp32 b{b}"] / t[f"gluoncv b{b}"])

@@ -3,8 +3,9 @@
 ``optimize_for_inference(net)`` wraps an SSD in :class:`FastSSD`:
 
 * channels_last weights and input (oneDNN's native NHWC convolutions; the head outputs are
-  then already NHWC, so the permute before the concat costs no copy); on by default for
-  bf16 only, since it perturbs fp32 scores by ~1e-6 (see optimize_for_inference);
+  then already NHWC, so the permute before the concat costs no copy);
+* fp32 on CPU: the backbone's 3x3 / stride-1 convolutions with >= 256 input channels run
+  as Winograd F(4x4, 3x3) (ssd_zoo/winograd.py, 4x fewer multiply-adds);
 * optional bf16 backbone (AVX512-BF16 / AMX CPUs, GPUs), predictors kept in fp32;
 * a post-processor that does the same work as :class:`ssd_zoo.postprocess.GluonPostProcessor`
   on pre-filtered candidates: one global top-k on the class-major scores, then the box
@@ -13,13 +14,14 @@
   ``torch.compile``; neither helped measurably on the 2-core AVX-512 machine this was tuned
   on (see benchmarks/speed.py), so both are off by default.
 
-With the fp32 defaults, results equal the default model's row by row within the parity
-tolerances (tests/test_fast.py).
+With the fp32 defaults, results equal Gluon-CV's row by row within the parity tolerances
+(tests/test_gluon_parity.py::test_fast_fp32_parity, tests/test_fast.py).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 from typing import Dict, Tuple
 
 import numpy as np
@@ -28,6 +30,30 @@ from torch import nn
 
 
 PRECISIONS = ("fp32", "bf16")
+#: Winograd only where it pays: below 256 input channels (VGG conv1-conv3_1 at 300-150-75
+#: px) the transforms' memory traffic costs more than the saved multiply-adds
+#: (benchmarks/speed.py, 'winograd' rows).
+WINOGRAD_MIN_CHANNELS = 256
+#: F(4x4, 3x3): 4x fewer multiply-adds than direct (F(2x2): 2.25x), ~1e-5 relative per
+#: layer; the Gluon parity test of the fast path holds with it.
+WINOGRAD_TILE = 4
+
+
+def bf16_is_native(device_type: str = "cpu") -> bool:
+    """Whether bf16 convolutions run natively: any CUDA device, or a CPU with AVX512-BF16 or
+    AMX.  Elsewhere oneDNN emulates bf16 (measured 8x SLOWER than fp32 on an AVX2 EPYC)."""
+    if device_type == "cuda":
+        return True
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def warn_if_bf16_emulated(precision: str, device_type: str = "cpu") -> None:
+    """A RuntimeWarning when ``precision='bf16'`` would run emulated (see bf16_is_native)."""
+    if precision == "bf16" and not bf16_is_native(device_type):
+        warnings.warn("precision='bf16' on a CPU without AVX512-BF16/AMX runs emulated and "
+                      "is several times slower than fp32 (8x on an AVX2 EPYC): use fp32 "
+                      "here, or ssd_zoo.fast.optimize_for_inference(net) for speed",
+                      RuntimeWarning, stacklevel=3)
 
 
 def autocast_ctx(precision: str, device_type: str = "cpu"):
@@ -52,12 +78,20 @@ class SSDHeads(nn.Module):
     weights change dtype or memory format are copies: ``net`` itself is never modified.
     """
 
-    def __init__(self, net, precision: str = "fp32", channels_last: bool = False):
+    def __init__(self, net, precision: str = "fp32", channels_last: bool = False,
+                 winograd_min_channels: int = 0):
         super().__init__()
         self.precision = precision
         self.backbone = net.backbone
         self.class_predictors = net.class_predictors
         self.box_predictors = net.box_predictors
+        if winograd_min_channels > 0:
+            if precision != "fp32":
+                raise ValueError("winograd is an fp32 path")
+            from .winograd import replace_with_winograd
+            self.backbone = copy.deepcopy(self.backbone)
+            self.winograd_layers = replace_with_winograd(self.backbone, winograd_min_channels,
+                                                         WINOGRAD_TILE)
         if precision == "bf16":
             self.backbone = copy.deepcopy(self.backbone)
             for m in self.backbone.modules():
@@ -65,7 +99,7 @@ class SSDHeads(nn.Module):
                     m.to(torch.bfloat16)
         if channels_last:
             cl = torch.channels_last
-            if precision != "bf16":
+            if precision != "bf16" and not winograd_min_channels:
                 self.backbone = copy.deepcopy(self.backbone)
             self.backbone = self.backbone.to(memory_format=cl)
             self.class_predictors = copy.deepcopy(self.class_predictors).to(memory_format=cl)
@@ -233,7 +267,8 @@ class FastSSD(nn.Module):
 
 def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = None,
                            freeze: bool = False, compile: bool = False,
-                           example_input: torch.Tensor = None) -> FastSSD:
+                           example_input: torch.Tensor = None,
+                           winograd: bool = None) -> FastSSD:
     """Prepare an ssd_zoo SSD for fast inference; returns a :class:`FastSSD`.
 
     Args:
@@ -247,13 +282,20 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
         freeze: trace + ``torch.jit.freeze`` (conv+ReLU fusion, weight prepacking) the
             backbone and predictors, on ``example_input`` (default 1x3xSxS of the preset).
         compile: ``torch.compile`` the backbone and predictors (slow first call).
+        winograd: run the backbone's 3x3/stride-1 convolutions with >= WINOGRAD_MIN_CHANNELS
+            inputs as Winograd F(4x4,3x3) (ssd_zoo/winograd.py: 4x fewer multiply-adds,
+            ~1e-5 relative difference per layer).  Default: on for fp32 on CPU, else off.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    warn_if_bf16_emulated(precision, next(net.parameters()).device.type)
     net.eval()
     if channels_last is None:
         channels_last = True
-    heads = SSDHeads(net, precision, channels_last).eval()
+    if winograd is None:
+        winograd = precision == "fp32" and next(net.parameters()).device.type == "cpu"
+    heads = SSDHeads(net, precision, channels_last,
+                     WINOGRAD_MIN_CHANNELS if winograd else 0).eval()
     if freeze:
         if example_input is None:
             size = net.preset.base_size if getattr(net, "preset", None) else 300

@@ -41,7 +41,8 @@ def find_entry(backbone: str, data_shape: Optional[int] = None,
                dataset: Optional[str] = None) -> ModelEntry:
     """The catalog entry with ``preset.backbone == backbone`` (and ``base_size ==
     data_shape`` when given): the one trained on ``dataset`` when it exists, else the
-    ``_custom`` one, else the first by name.  Gluon-CV's ``--network resnet50_v1
+    ``_custom`` one, else the first by name; an entry's ``train_entry`` replaces it (an
+    upstream preset with a flaw that training must not inherit).  Gluon-CV's ``--network resnet50_v1
     --data-shape 512`` style, resolved from the catalog (names are never assembled)."""
     matches = [e for e in CATALOG.values() if e.preset.backbone == backbone
                and (data_shape is None or e.preset.base_size == data_shape)]
@@ -54,7 +55,8 @@ def find_entry(backbone: str, data_shape: Optional[int] = None,
     for pick in ([e for e in matches if dataset and e.dataset == dataset],
                  [e for e in matches if e.classes is None], matches):
         if pick:
-            return sorted(pick, key=lambda e: e.name)[0]
+            entry = sorted(pick, key=lambda e: e.name)[0]
+            return CATALOG[entry.train_entry] if entry.train_entry else entry
     raise AssertionError("unreachable")
 
 
@@ -125,6 +127,8 @@ def get_model(name: str, pretrained: bool = False, weights: Optional[str] = None
     net.preset = preset
     net.precision = precision
     if precision == "bf16":
+        from .fast import warn_if_bf16_emulated
+        warn_if_bf16_emulated(precision)
         # NHWC conv weights: oneDNN's fast bf16 convolutions.  Only conv weights: other 4-D
         # tensors (VGG's init_scale buffer) stay contiguous, as DDP's buffer broadcast needs.
         # fp32 stays NCHW by default (the exact-parity path); ssd_zoo.fast has the faster one.

@@ -7,6 +7,7 @@ Names are written out literally, never joined from parts.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -74,6 +75,7 @@ class ModelEntry:
     extra: Dict[str, str] = field(default_factory=dict)
     kind: str = "ssd"                        # 'ssd' (models/builder.py) | 'caffe' (bundled.py)
     bundled_file: Optional[str] = None       # weights shipped in ssd_zoo/assets/ (no download)
+    train_entry: Optional[str] = None        # train (and resolve backbone@size) as this entry
 
     @property
     def has_weights(self) -> bool:
@@ -141,6 +143,11 @@ MOB1_LITE_300 = SSDPreset("mobilenet1.0", 300, (60., 105., 150., 195., 240., 285
                           anchor="lite")
 MOB025_300 = SSDPreset("mobilenet0.25", 300, SIZES_300_COCO, RATIOS_6, STEPS_300,
                        features=("relu22_fwd", "relu26_fwd"), filters=(256, 256, 128, 128))
+#: Gluon-CV's mobilenet0.25@300 preset keeps VGG's steps (8 ... 300) on its 19/10/5/3/2/1
+#: feature maps (strides 16 ... 300), so its anchor centres stop at 160 of 300 pixels: no
+#: anchor of the first five heads lies in the right or bottom half.  Kept exact for Gluon
+#: parity; training uses this preset, whose steps tile the image (ssd_zoo.anchors.coverage).
+MOB025_300_TILED = dataclasses.replace(MOB025_300, steps=(16, 32, 64, 100, 150, 300))
 R34V1B_300 = SSDPreset("resnet34_v1b", 300, SIZES_300_COCO, RATIOS_6, STEPS_300)
 
 _ENTRIES = (
@@ -174,9 +181,16 @@ _ENTRIES = (
     ModelEntry("ssd_512_mobilenet1.0_custom", MOB1_512, None, None,
                custom_init_from="ssd_512_mobilenet1.0_coco"),
     ModelEntry("ssd_300_mobilenet1.0_lite_coco", MOB1_LITE_300, COCO_CLASSES, "coco"),
-    ModelEntry("ssd_300_mobilenet0.25_voc", MOB025_300, VOC_CLASSES, "voc"),
-    ModelEntry("ssd_300_mobilenet0.25_coco", MOB025_300, COCO_CLASSES, "coco"),
-    ModelEntry("ssd_300_mobilenet0.25_custom", MOB025_300, None, None),
+    ModelEntry("ssd_300_mobilenet0.25_voc", MOB025_300, VOC_CLASSES, "voc",
+               train_entry="ssd_300_mobilenet0.25_tiled_custom"),
+    ModelEntry("ssd_300_mobilenet0.25_coco", MOB025_300, COCO_CLASSES, "coco",
+               train_entry="ssd_300_mobilenet0.25_tiled_custom"),
+    ModelEntry("ssd_300_mobilenet0.25_custom", MOB025_300, None, None,
+               train_entry="ssd_300_mobilenet0.25_tiled_custom"),
+    ModelEntry("ssd_300_mobilenet0.25_tiled_custom", MOB025_300_TILED, None, None, upstream="ssd_zoo",
+               license="n/a (no published weights)", description="ssd_300_mobilenet0.25 with anchor "
+               "steps that tile the image (16, 32, 64, 100, 150, 300); what --network "
+               "mobilenet0.25 --data-shape 300 trains"),
     ModelEntry("ssd_300_resnet34_v1b_voc", R34V1B_300, VOC_CLASSES, "voc"),
     ModelEntry("ssd_300_resnet34_v1b_coco", R34V1B_300, COCO_CLASSES, "coco",
                (gluon_source("ade34ff72a2418fac94afe1048bc305b980c83c5"),), _coco(25.1)),

@@ -145,6 +145,10 @@ def test_cli_parsing_and_errors(monkeypatch):
     a = train_ssd.parse_args(["--local-rank", "3", "--lr-decay-epoch", "5,9"])
     assert a.local_rank == 3 and a.lr_decay_epoch == (5, 9) and a.pretrained_base
     assert train_ssd.parse_args(["--local_rank=1", "--no-pretrained-base"]).local_rank == 1
+    assert train_ssd.parse_args([]).augmentation == "ssd"
+    assert train_ssd.parse_args(["--augmentation", "color"]).augmentation == "color"
+    with pytest.raises(SystemExit):
+        train_ssd.parse_args(["--augmentation", "heavy"])
     with pytest.raises(SystemExit):
         train_ssd.parse_args(["--lr-decay-epoch", "x"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -33,6 +33,9 @@ def parse_args(argv=None):
     a("--dataset-root", default="~/.mxnet/datasets", help="folder holding VOCdevkit / coco")
     a("--num-samples", type=int, default=512, help="--dataset synthetic: training images "
       "(validation: a quarter, at least 8)")
+    a("--augmentation", choices=("ssd", "color", "flip"), default="ssd",
+      help="ssd: Gluon-CV's (photometric, zoom-out, IoU crop, flip); color: without zoom-out "
+      "and crop (short runs from scratch); flip: flip only")
     a("--batch-size", type=int, default=32, help="per process")
     a("--test-batch-size", type=int, default=None, help="validation batch (default: batch size)")
     a("--epochs", type=int, default=240)
@@ -115,7 +118,7 @@ def main(argv=None) -> int:
             stop_after_epoch=args.stop_after_epoch, inject_nan_iter=args.inject_nan_iter,
             check_sync=args.debug_check_sync, exit_rank_at=args.debug_exit_rank,
             extra=vars(args))
-        result = fit(net, setup.augmented(train_set, net, args.seed), val_set, cfg, info)
+        result = fit(net, setup.augmented(train_set, net, args.seed, args.augmentation), val_set, cfg, info)
         if info.is_main:
             print(f"done: best mAP {result['best_map']:.4f}, {result['iterations']} iterations,"
                   f" checkpoints in {cfg.save_dir}", flush=True)

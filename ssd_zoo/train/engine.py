@@ -82,6 +82,13 @@ class Trainer:
         size = net.preset.base_size
         self.encoder = SSDTargetEncoder(compute_anchors(self.net, size, info.device),
                                         net.preset.box_stds)
+        from ..anchors import head_coverages
+        cover = head_coverages(self.net, size) if hasattr(self.net, "anchor_generators") else [1]
+        if min(cover) < 0.9:
+            log.warning("anchor centres of heads %s reach only %s of the %d-pixel input: "
+                        "objects in the right/bottom part get no close anchor (steps %s)",
+                        [i for i, c in enumerate(cover) if c < 0.9],
+                        [round(c, 2) for c in cover], size, net.preset.steps)
         if cfg.syncbn and info.distributed:
             self.net = convert_sync_batchnorm(self.net, info.device.type == "cuda")
             self.net.preset, self.net.classes = net.preset, net.classes
@@ -146,7 +153,8 @@ class Trainer:
             if self.info.is_main:
                 ckpt_io.save_weights_safetensors(
                     self.save_dir / "best.safetensors", self.net.state_dict(),
-                    {"epoch": epoch, "mAP": val_map, "classes": ",".join(self.classes)})
+                    {"epoch": epoch, "mAP": val_map, "classes": ",".join(self.classes),
+                     "model": getattr(self.net, "entry_name", "")})
         if self.info.is_main:
             ckpt_io.save_checkpoint(self.save_dir / "last.pth", self.state_dict(epoch))
         barrier(self.info)

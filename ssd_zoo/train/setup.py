@@ -109,6 +109,9 @@ def build_net(args, classes: Sequence[str]):
     return net.train()
 
 
-def augmented(dataset, net, seed: int) -> AugmentedDataset:
+def augmented(dataset, net, seed: int, recipe: str = "ssd") -> AugmentedDataset:
+    """``dataset`` with the training transform of ``net``'s preset (``recipe``: see
+    ssd_zoo.train.augment.RECIPES)."""
     p = net.preset
-    return AugmentedDataset(dataset, SSDTrainTransform(p.base_size, p.mean, p.std), seed)
+    return AugmentedDataset(dataset, SSDTrainTransform(p.base_size, p.mean, p.std, recipe),
+                            seed)

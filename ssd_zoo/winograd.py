@@ -1,0 +1,159 @@
+"""Winograd F(m x m, 3 x 3) convolution for the fp32 fast path (ssd_zoo.fast).
+
+A 3x3 / stride 1 / pad 1 convolution computes each m x m output tile from an a x a input
+tile (a = m + 2) with a*a multiplications per (input channel, output channel) pair instead
+of 9*m*m: the input tiles and the filters are transformed (V = B^T d B, U = G g G^T), the
+a*a tile positions become a*a independent matrix products (one ``torch.bmm``:
+(P, C) x (C, K)), and the output transform (Y = A^T M A) turns each product back into an
+m x m tile (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+F(2x2,3x3) does 2.25x fewer multiply-adds than the direct convolution, F(4x4,3x3) 4x; the
+matrix products dominate on the deep VGG/ResNet layers (>= 256 channels), the transforms
+are memory-bound einsums.
+
+The transform matrices come from Toom-Cook interpolation points (``toom_cook``), computed
+in exact fractions.  Numerics (tests/test_winograd.py): relative to a float64 reference, an
+F(2x2) layer is as exact as the direct fp32 convolution (~1e-6 of the output range),
+F(4x4) with points (0, +-1, +-1/2) ~4x less (~1e-5).
+
+Why hand-written: PyTorch exposes no Winograd convolution for fp32 on CPU (oneDNN's is not
+reachable from ``torch.nn.functional.conv2d``).
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: interpolation points per output tile size m (a - 1 finite points plus infinity)
+POINTS = {2: (0, 1, -1), 4: (0, 1, -1, Fraction(1, 2), Fraction(-1, 2))}
+
+
+def _poly_mul(u, v):
+    out = [Fraction(0)] * (len(u) + len(v) - 1)
+    for i, x in enumerate(u):
+        for j, y in enumerate(v):
+            out[i + j] += x * y
+    return out
+
+
+def toom_cook(m: int, points: Sequence = None) -> Tuple[torch.Tensor, ...]:
+    """(A^T (m, a), G (a, 3), B^T (a, a)) float64 of F(m, 3) for 1-D correlation:
+    ``y = A^T [(G g) * (B^T d)]`` equals ``y_i = sum_k d_{i+k} g_k`` for d of length a = m+2.
+    ``points``: a-1 distinct finite interpolation points (infinity is the a-th)."""
+    pts = [Fraction(p) for p in (POINTS[m] if points is None else points)]
+    a = m + 2
+    if len(pts) != a - 1 or len(set(pts)) != len(pts):
+        raise ValueError(f"F({m},3) needs {a - 1} distinct points, got {points}")
+    at = [[p ** j for p in pts] + [Fraction(int(j == m - 1))] for j in range(m)]
+    g, bt = [], []
+    for p in pts:
+        others = [q for q in pts if q != p]
+        den = Fraction(1)
+        lagrange = [Fraction(1)]
+        for q in others:
+            den *= p - q
+            lagrange = _poly_mul(lagrange, [-q, Fraction(1)])
+        g.append([1 / den, p / den, p * p / den])
+        bt.append(lagrange + [Fraction(0)] * (a - len(lagrange)))
+    g.append([Fraction(0), Fraction(0), Fraction(1)])
+    full = [Fraction(1)]
+    for q in pts:
+        full = _poly_mul(full, [-q, Fraction(1)])
+    bt.append(full)
+
+    def tensor(rows):
+        return torch.tensor([[float(x) for x in r] for r in rows], dtype=torch.float64)
+    return tensor(at), tensor(g), tensor(bt)
+
+
+def winograd_filter(weight: torch.Tensor, m: int = 4) -> torch.Tensor:
+    """Conv weights (K, C, 3, 3) -> transformed filters U (a*a, C, K) float32 (a = m + 2),
+    tile position (i, j) at index a*i + j.  Computed in float64."""
+    if weight.dim() != 4 or tuple(weight.shape[2:]) != (3, 3):
+        raise ValueError(f"expected (K, C, 3, 3) weights, got {tuple(weight.shape)}")
+    g = toom_cook(m)[1]
+    u = torch.einsum("ai,kcij,bj->abck", g, weight.detach().double().cpu(), g)
+    return u.reshape(-1, weight.shape[1], weight.shape[0]).to(torch.float32).contiguous()
+
+
+def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias=None, m: int = 4,
+                     at: torch.Tensor = None, bt: torch.Tensor = None) -> torch.Tensor:
+    """3x3, stride 1, pad 1 convolution of x (N, C, H, W) float32 with transformed filters
+    ``u`` (a*a, C, K) from ``winograd_filter(w, m)`` -> (N, K, H, W), channels_last memory.
+    ``at``/``bt``: float32 A^T and B^T of ``toom_cook(m)`` (computed when omitted)."""
+    n, c, h, w = x.shape
+    a = m + 2
+    if u.shape[:2] != (a * a, c):
+        raise ValueError(f"input has {c} channels and F({m},3) needs {a * a} tile positions; "
+                         f"filters are {tuple(u.shape)}")
+    if at is None or bt is None:
+        at, _, bt = (t.to(x.dtype) for t in toom_cook(m))
+    th, tw = -(-h // m), -(-w // m)                                  # tiles per axis
+    hp, wp = m * th + 2, m * tw + 2
+    xp = F.pad(x, (1, wp - w - 1, 1, hp - h - 1)).permute(0, 2, 3, 1).contiguous()
+    s_n, s_h, s_w, s_c = xp.stride()                                 # (N, Hp, Wp, C)
+    # each transform is one (a x a) @ (a x everything) product on a gathered copy
+    cols = xp.as_strided((a, n, hp, tw, c), (s_w, s_n, s_h, m * s_w, s_c))
+    dc = (bt @ cols.reshape(a, -1)).view(a, n, hp, tw, c)            # d B over columns j
+    s = dc.stride()
+    rows = dc.as_strided((a, a, n, th, tw, c), (s[2], s[0], s[1], m * s[2], s[3], s[4]))
+    v = (bt @ rows.reshape(a, -1)).view(a * a, n * th * tw, c)       # B^T (d B): [i, j]
+    prod = torch.bmm(v, u).view(a, a * n * th * tw * u.shape[2])     # [i, j] (P, K)
+    k = u.shape[2]
+    y = (at @ prod).view(m, a, n * th * tw * k)                      # A^T M: [p, j]
+    y = torch.matmul(at, y).view(m, m, n, th, tw, k)                 # (A^T M) A: [p, q]
+    y = y.permute(2, 3, 0, 4, 1, 5).reshape(n, th * m, tw * m, k)
+    if (th * m, tw * m) != (h, w):
+        y = y[:, :h, :w]
+    y = y + bias if bias is not None else y.contiguous()
+    return y.permute(0, 3, 1, 2)
+
+
+class WinogradConv2d(nn.Module):
+    """Drop-in for an ``nn.Conv2d`` with kernel 3, stride 1, padding 1, dilation 1,
+    groups 1 (fp32 inference; the weights are transformed once, at construction)."""
+
+    def __init__(self, conv: nn.Conv2d, m: int = 4):
+        super().__init__()
+        if not winograd_eligible(conv):
+            raise ValueError(f"not a 3x3/stride 1/pad 1/dilation 1/groups 1 conv: {conv}")
+        self.in_channels, self.out_channels, self.m = conv.in_channels, conv.out_channels, m
+        at, _, bt = toom_cook(m)
+        self.register_buffer("u", winograd_filter(conv.weight, m))
+        self.register_buffer("at", at.float())
+        self.register_buffer("bt", bt.float())
+        self.register_buffer("bias", None if conv.bias is None
+                             else conv.bias.detach().float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:
+            raise TypeError(f"WinogradConv2d is fp32 only, got {x.dtype}")
+        return winograd_conv3x3(x, self.u, self.bias, self.m, self.at, self.bt)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, F({self.m}x{self.m},3x3)"
+
+
+def winograd_eligible(conv: nn.Module, min_in_channels: int = 1) -> bool:
+    """True for a plain 3x3 / stride 1 / pad 1 / dilation 1 / groups 1 ``nn.Conv2d``."""
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.padding_mode == "zeros" and conv.in_channels >= min_in_channels)
+
+
+def replace_with_winograd(module: nn.Module, min_in_channels: int = 256, m: int = 4) -> int:
+    """Swap every eligible conv under ``module`` with >= ``min_in_channels`` inputs for a
+    :class:`WinogradConv2d` F(m x m, 3x3), in place; returns how many were swapped.  The
+    threshold keeps the shallow, wide-image layers direct: there the transforms' memory
+    traffic costs more than the saved multiplications (benchmarks/speed.py)."""
+    swapped = 0
+    for name, child in list(module.named_children()):
+        if winograd_eligible(child, min_in_channels):
+            setattr(module, name, WinogradConv2d(child, m))
+            swapped += 1
+        else:
+            swapped += replace_with_winograd(child, min_in_channels, m)
+    return swapped

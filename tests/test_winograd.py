@@ -1,0 +1,75 @@
+"""Winograd F(2x2,3x3) convolution (ssd_zoo/winograd.py) against torch's direct conv2d."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssd_zoo.winograd import (WinogradConv2d, replace_with_winograd, toom_cook,
+                              winograd_conv3x3, winograd_eligible, winograd_filter)
+
+#: max |winograd - float64 reference| / max |reference| allowed per tile size
+TOL = {2: 2e-6, 4: 3e-5}
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("n,c,k,h,w", [(1, 8, 16, 10, 10), (2, 5, 7, 9, 13), (1, 3, 4, 1, 1),
+                                       (3, 16, 8, 2, 7), (1, 64, 24, 19, 19)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_equals_direct_conv(n, c, k, h, w, channels_last, m):
+    g = torch.Generator().manual_seed(n * 1000 + c * 10 + h)
+    x = torch.randn(n, c, h, w, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(k, c, 3, 3, generator=g)
+    bias = torch.randn(k, generator=g)
+    ref = F.conv2d(x.double(), weight.double(), bias.double(), padding=1)
+    got = winograd_conv3x3(x, winograd_filter(weight, m), bias, m)
+    assert got.shape == ref.shape and got.dtype == torch.float32
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    err = (got.double() - ref).abs().max() / ref.abs().max()
+    assert err < TOL[m], err
+    direct = F.conv2d(x, weight, bias, padding=1)   # fp32 direct conv has the same size error
+    assert (direct.double() - ref).abs().max() / ref.abs().max() < 2e-6
+
+
+@pytest.mark.parametrize("m,points", [(2, None), (4, None), (4, (0, 1, -1, 2, -2)),
+                                      (6, (0, 1, -1, 2, -2, 0.5, -0.5))])
+def test_toom_cook_is_1d_correlation(m, points):
+    """y = A^T [(G g) * (B^T d)] is the valid correlation of d (length m+2) with g (3)."""
+    at, g_mat, bt = toom_cook(m, points)
+    assert at.shape == (m, m + 2) and g_mat.shape == (m + 2, 3) and bt.shape == (m + 2, m + 2)
+    gen = torch.Generator().manual_seed(m)
+    for _ in range(5):
+        g = torch.randn(3, generator=gen, dtype=torch.float64)
+        d = torch.randn(m + 2, generator=gen, dtype=torch.float64)
+        ref = torch.stack([(d[i:i + 3] * g).sum() for i in range(m)])
+        assert torch.allclose(at @ ((g_mat @ g) * (bt @ d)), ref, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="distinct"):
+        toom_cook(2, (0, 1, 1))
+    with pytest.raises(ValueError, match="3, 3"):
+        winograd_filter(torch.zeros(2, 2, 5, 5))
+
+
+def test_module_swap_and_errors():
+    net = nn.Sequential(nn.Conv2d(4, 300, 3, padding=1), nn.ReLU(),
+                        nn.Sequential(nn.Conv2d(300, 8, 3, padding=1),
+                                      nn.Conv2d(300, 8, 3, padding=1, stride=2),
+                                      nn.Conv2d(300, 8, 3, padding=6, dilation=6),
+                                      nn.Conv2d(300, 8, 1)))
+    ref = net[:3][:3]
+    x = torch.randn(1, 4, 12, 12)
+    with torch.no_grad():
+        expected = ref[2][0](ref[1](ref[0](x)))
+    assert replace_with_winograd(net, min_in_channels=256) == 1
+    assert isinstance(net[2][0], WinogradConv2d)
+    assert all(type(m) is nn.Conv2d for m in net[2][1:]) and type(net[0]) is nn.Conv2d
+    with torch.no_grad():
+        got = net[2][0](net[1](net[0](x)))
+    assert (got - expected).abs().max() / expected.abs().max() < TOL[4]
+    assert not winograd_eligible(nn.Conv2d(4, 4, 3, padding=1, groups=2))
+    with pytest.raises(ValueError, match="not a 3x3"):
+        WinogradConv2d(nn.Conv2d(4, 4, 3, padding=0))
+    with pytest.raises(TypeError, match="fp32"):
+        net[2][0](torch.zeros(1, 300, 4, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="channels"):
+        net[2][0](torch.zeros(1, 299, 4, 4))
