@@ -4,8 +4,9 @@
 
 * channels_last weights and input (oneDNN's native NHWC convolutions; the head outputs are
   then already NHWC, so the permute before the concat costs no copy);
-* fp32 on CPU: the backbone's 3x3 / stride-1 convolutions with >= 256 input channels run
+* fp32 on CPU: the backbone's wide 3x3 / stride-1 convolutions (VGG16 from conv3_1 on) run
   as Winograd F(4x4, 3x3) (ssd_zoo/winograd.py, 4x fewer multiply-adds);
+* fp32: eval-mode BatchNorm folded into the preceding convolutions (ssd_zoo/fold_bn.py);
 * optional bf16 backbone (AVX512-BF16 / AMX CPUs, GPUs), predictors kept in fp32;
 * a post-processor that does the same work as :class:`ssd_zoo.postprocess.GluonPostProcessor`
   on pre-filtered candidates: one global top-k on the class-major scores, then the box
@@ -30,10 +31,9 @@ from torch import nn
 
 
 PRECISIONS = ("fp32", "bf16")
-#: Winograd only where it pays: below 256 input channels (VGG conv1-conv3_1 at 300-150-75
-#: px) the transforms' memory traffic costs more than the saved multiply-adds
-#: (benchmarks/speed.py, 'winograd' rows).
-WINOGRAD_MIN_CHANNELS = 256
+#: Winograd only where it pays (ssd_zoo.winograd.transform_intensity >= this): VGG16 from
+#: conv3_1 on, ResNet bottlenecks with 256+ channels; the thinner layers stay direct.
+WINOGRAD_MIN_INTENSITY = 80.0
 #: F(4x4, 3x3): 4x fewer multiply-adds than direct (F(2x2): 2.25x), ~1e-5 relative per
 #: layer; the Gluon parity test of the fast path holds with it.
 WINOGRAD_TILE = 4
@@ -79,18 +79,23 @@ class SSDHeads(nn.Module):
     """
 
     def __init__(self, net, precision: str = "fp32", channels_last: bool = False,
-                 winograd_min_channels: int = 0):
+                 winograd_min_intensity: float = 0, fold_bn: bool = False):
         super().__init__()
         self.precision = precision
         self.backbone = net.backbone
         self.class_predictors = net.class_predictors
         self.box_predictors = net.box_predictors
-        if winograd_min_channels > 0:
+        copied = bool(winograd_min_intensity > 0 or fold_bn)
+        if copied:
             if precision != "fp32":
-                raise ValueError("winograd is an fp32 path")
+                raise ValueError("Winograd and BatchNorm folding are fp32 paths")
+            self.backbone = copy.deepcopy(self.backbone).eval()
+        if fold_bn:
+            from .fold_bn import fold_batchnorms
+            self.folded_batchnorms = fold_batchnorms(self.backbone)
+        if winograd_min_intensity > 0:
             from .winograd import replace_with_winograd
-            self.backbone = copy.deepcopy(self.backbone)
-            self.winograd_layers = replace_with_winograd(self.backbone, winograd_min_channels,
+            self.winograd_layers = replace_with_winograd(self.backbone, winograd_min_intensity,
                                                          WINOGRAD_TILE)
         if precision == "bf16":
             self.backbone = copy.deepcopy(self.backbone)
@@ -99,7 +104,7 @@ class SSDHeads(nn.Module):
                     m.to(torch.bfloat16)
         if channels_last:
             cl = torch.channels_last
-            if precision != "bf16" and not winograd_min_channels:
+            if precision != "bf16" and not copied:
                 self.backbone = copy.deepcopy(self.backbone)
             self.backbone = self.backbone.to(memory_format=cl)
             self.class_predictors = copy.deepcopy(self.class_predictors).to(memory_format=cl)
@@ -268,7 +273,7 @@ class FastSSD(nn.Module):
 def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = None,
                            freeze: bool = False, compile: bool = False,
                            example_input: torch.Tensor = None,
-                           winograd: bool = None) -> FastSSD:
+                           winograd: bool = None, fold_bn: bool = None) -> FastSSD:
     """Prepare an ssd_zoo SSD for fast inference; returns a :class:`FastSSD`.
 
     Args:
@@ -282,9 +287,11 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
         freeze: trace + ``torch.jit.freeze`` (conv+ReLU fusion, weight prepacking) the
             backbone and predictors, on ``example_input`` (default 1x3xSxS of the preset).
         compile: ``torch.compile`` the backbone and predictors (slow first call).
-        winograd: run the backbone's 3x3/stride-1 convolutions with >= WINOGRAD_MIN_CHANNELS
-            inputs as Winograd F(4x4,3x3) (ssd_zoo/winograd.py: 4x fewer multiply-adds,
-            ~1e-5 relative difference per layer).  Default: on for fp32 on CPU, else off.
+        winograd: run the backbone's 3x3/stride-1 convolutions of C*K/(C+K) >=
+            WINOGRAD_MIN_INTENSITY as Winograd F(4x4,3x3) (ssd_zoo/winograd.py: 4x fewer
+            multiply-adds, ~1e-5 relative difference per layer).  Default: on for fp32 on CPU, else off.
+        fold_bn: fold eval-mode BatchNorm into the preceding convolutions (ssd_zoo/fold_bn.py;
+            ResNet/MobileNet backbones).  Default: on for fp32.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -294,8 +301,10 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
         channels_last = True
     if winograd is None:
         winograd = precision == "fp32" and next(net.parameters()).device.type == "cpu"
+    if fold_bn is None:
+        fold_bn = precision == "fp32"
     heads = SSDHeads(net, precision, channels_last,
-                     WINOGRAD_MIN_CHANNELS if winograd else 0).eval()
+                     WINOGRAD_MIN_INTENSITY if winograd else 0, fold_bn).eval()
     if freeze:
         if example_input is None:
             size = net.preset.base_size if getattr(net, "preset", None) else 300

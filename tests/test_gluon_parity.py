@@ -23,7 +23,9 @@ pytestmark = pytest.mark.parity
 GLUON = [n for n in ssd_zoo.list_models() if ssd_zoo.get_entry(n).upstream == "gluoncv"]
 WEIGHTED = [n for n in GLUON if ssd_zoo.get_entry(n).has_weights]
 OTHERS = [n for n in GLUON if n not in WEIGHTED]
-RAW_TOL, SCORE_TOL, BOX_TOL = 1e-4, 1e-5, 1e-2
+# SCORE_TOL: 1e-5 held on the AVX-512 machine; on an AVX2 EPYC with 1 thread a score moved
+# by 1.004e-5 (raw 6.9e-5).  The raw tolerance bounds score changes by RAW_TOL / 2.
+RAW_TOL, SCORE_TOL, BOX_TOL = 1e-4, 2e-5, 1e-2
 LOAD_TEST_IMAGES = ("000001.jpg", "astronaut.png")
 CUSTOM_CLASSES = ["person", "dog", "kite"]
 
@@ -57,8 +59,10 @@ def compare_detections(ref, ids, scores, bboxes, candidates=None):
     near-tie overlap, NMS may keep the other one.  The latter is accepted only when the
     reference's box is itself one of OUR candidates with that class and score (so the
     only difference is which of two near-equal candidates won) -- ``candidates(n, cls,
-    score, box) -> bool`` checks that.  Returns (score diff, box diff, valid rows, swaps,
-    nms flips).
+    score, box) -> bool`` checks that.  Likewise a reference row missing from ours is
+    accepted when it is one of our candidates (a near-tie at a cut-off dropped it here).
+    Both count as flips, at most max(2, 1 %) of the rows.  Returns (score diff, box diff,
+    valid rows, swaps, nms flips).
     """
     r_ids, r_scores, r_boxes = ref["ids"], ref["scores"], ref["bboxes"]
     ids, scores, bboxes = ids.numpy(), scores.numpy(), bboxes.numpy()
@@ -73,6 +77,13 @@ def compare_detections(ref, ids, scores, bboxes, candidates=None):
             cand = [j for j in range(ids.shape[1]) if j not in used
                     and ids[n, j, 0] == r_ids[n, i, 0]
                     and abs(scores[n, j, 0] - r_scores[n, i, 0]) <= SCORE_TOL]
+            if not cand and candidates is not None and candidates(
+                    n, r_ids[n, i, 0], r_scores[n, i, 0], r_boxes[n, i]):
+                # the reference's row is one of our own candidates (same class, score, box)
+                # that a near-tie elsewhere -- the top-400 cut-off before NMS, a suppressing
+                # box of near-equal score, the last kept row -- dropped; counted as a flip
+                flips += 1
+                continue
             assert cand, f"image {n} row {i}: reference detection {r_ids[n, i, 0]:.0f} " \
                          f"@ {r_scores[n, i, 0]:.6f} {r_boxes[n, i]} not found"
             j = min(cand, key=lambda j: np.abs(bboxes[n, j] - r_boxes[n, i]).max())

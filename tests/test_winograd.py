@@ -60,7 +60,7 @@ def test_module_swap_and_errors():
     x = torch.randn(1, 4, 12, 12)
     with torch.no_grad():
         expected = ref[2][0](ref[1](ref[0](x)))
-    assert replace_with_winograd(net, min_in_channels=256) == 1
+    assert replace_with_winograd(net, min_intensity=7.7) == 1
     assert isinstance(net[2][0], WinogradConv2d)
     assert all(type(m) is nn.Conv2d for m in net[2][1:]) and type(net[0]) is nn.Conv2d
     with torch.no_grad():

@@ -75,6 +75,7 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int, bias: bool) -> Tuple[nn.C
 class BasicBlockV1(nn.Module):
     """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)); conv1 3x3 carries the stride.
     x: (N,cin,H,W) -> (N,channels,H/stride,W/stride)."""
+    FOLDABLE = (("conv1", "bn1"), ("conv2", "bn2"))   # each conv feeds only its BN
 
     def __init__(self, cin: int, channels: int, stride: int, downsample: bool, name: Namer):
         super().__init__()
@@ -96,6 +97,7 @@ class BasicBlockV1(nn.Module):
 class BottleneckV1(nn.Module):
     """1x1 (stride, bias) -> 3x3 -> 1x1 (bias), BN after each, ReLU between; plus shortcut.
     x: (N,cin,H,W) -> (N,channels,H/stride,W/stride)."""
+    FOLDABLE = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
     def __init__(self, cin: int, channels: int, stride: int, downsample: bool, name: Namer):
         super().__init__()
@@ -136,6 +138,7 @@ class ResNetV1(Backbone):
         prefix: Gluon name prefix of the base network.
     forward: x (N,3,H,W) -> [map per feature]; stage S output has stride 2**(S+1).
     """
+    FOLDABLE = (("conv0", "bn0"),)   # the stem conv feeds only bn0
 
     def __init__(self, depth: int, features: Sequence[str], prefix: str = "resnetv10_"):
         super().__init__()

@@ -33,6 +33,7 @@ BN_ATTRS = {"weight": "gamma", "bias": "beta", "running_mean": "running_mean",
 
 class BasicBlockV1b(nn.Module):
     """x (N,cin,H,W) -> (N,planes,H/stride,W/stride)."""
+    FOLDABLE = (("conv1", "bn1"), ("conv2", "bn2"))   # each conv feeds only its BN
 
     def __init__(self, cin: int, planes: int, stride: int, downsample: bool):
         super().__init__()
