@@ -233,12 +233,18 @@ def run_model(name, args, ref_python, np, torch):
     tv = None
     if not args.no_torchvision and arch == "ssd_300_vgg16_atrous":
         from torchvision.models.detection import ssd300_vgg16
+        from ssd_zoo.convert.to_torchvision import gluon_vgg300_to_torchvision
         tv = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=21).eval()
+        # the same weights as ours (random ones would let every class pass torchvision's
+        # 0.01 score threshold and inflate its NMS time)
+        tv.load_state_dict(gluon_vgg300_to_torchvision(variants["default fp32"].state_dict())[0])
     gluon = None if args.no_gluon else GluonWorker(ref_python, name, params, inputs,
                                                    args.threads)
     xs = {b: torch.cat([x_all] * -(-b // len(x_all)))[:b].contiguous() for b in args.batches}
-    tv_in = {b: [torch.rand(3, x_all.shape[2], x_all.shape[3], generator=torch.Generator()
-                            .manual_seed(i)) for i in range(b)] for b in args.batches}
+    # the same images for torchvision: undo Gluon's normalization -> RGB in [0, 1]
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    tv_in = {b: list((xs[b] * std + mean).clamp(0, 1)) for b in args.batches}
     rounds = []
     print(f"\n== {name}: {args.repeats} interleaved rounds x {args.iters} calls")
     for r in range(args.repeats):
@@ -352,10 +358,8 @@ def report(name, args, rounds, agree, flops):
 
 
 def write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
+    from ssd_zoo.atomic import atomic_write_json
+    atomic_write_json(path, obj, default=str)
     print(f"wrote {path}")
 
 
