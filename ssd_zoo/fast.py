@@ -4,8 +4,9 @@
 
 * channels_last weights and input (oneDNN's native NHWC convolutions; the head outputs are
   then already NHWC, so the permute before the concat costs no copy);
-* fp32 on CPU: the backbone's wide 3x3 / stride-1 convolutions (VGG16 from conv3_1 on) run
-  as Winograd F(4x4, 3x3) (ssd_zoo/winograd.py, 4x fewer multiply-adds);
+* fp32 on CPU: the backbone's wide 3x3 / stride-1 convolutions (VGG16 from conv2_1 on) run
+  as Winograd F(4x4, 3x3) (ssd_zoo/winograd.py, 4x fewer multiply-adds; fused C++
+  transforms from ssd_zoo/winograd_ext.py, with a pure-PyTorch fallback);
 * fp32: eval-mode BatchNorm folded into the preceding convolutions (ssd_zoo/fold_bn.py);
 * optional bf16 backbone (AVX512-BF16 / AMX CPUs, GPUs), predictors kept in fp32;
 * a post-processor that does the same work as :class:`ssd_zoo.postprocess.GluonPostProcessor`
@@ -31,9 +32,14 @@ from torch import nn
 
 
 PRECISIONS = ("fp32", "bf16")
-#: Winograd only where it pays (ssd_zoo.winograd.transform_intensity >= this): VGG16 from
-#: conv3_1 on, ResNet bottlenecks with 256+ channels; the thinner layers stay direct.
-WINOGRAD_MIN_INTENSITY = 80.0
+#: Winograd only where it pays (ssd_zoo.winograd.transform_intensity >= this).  With the
+#: fused C++ transforms (ssd_zoo.winograd_ext): VGG16 from conv2_1 on (64->128 at 150x150
+#: included; 64->64 at 300x300 gained nothing more); vgg300 heads 331 -> 221 ms vs direct,
+#: 258 ms with the PyTorch-op transforms at 80, interleaved on a 2-core AVX-512 EPYC.
+WINOGRAD_MIN_INTENSITY = 40.0
+#: the same with the PyTorch-op fallback transforms (no compiler): VGG16 from conv3_1 on,
+#: ResNet bottlenecks with 256+ channels; the thinner layers stay direct.
+WINOGRAD_MIN_INTENSITY_TORCH = 80.0
 #: F(4x4, 3x3): 4x fewer multiply-adds than direct (F(2x2): 2.25x), ~1e-5 relative per
 #: layer; the Gluon parity test of the fast path holds with it.
 WINOGRAD_TILE = 4
@@ -270,6 +276,14 @@ class FastSSD(nn.Module):
         return self.postprocessor(cls.float(), box.float(), anchors)
 
 
+def winograd_threshold() -> float:
+    """The transform intensity from which convolutions run as Winograd: lower when the fused
+    C++ transforms are available (they are built on first use, see ssd_zoo.winograd_ext)."""
+    from . import winograd_ext
+    return WINOGRAD_MIN_INTENSITY if winograd_ext.get() is not None \
+        else WINOGRAD_MIN_INTENSITY_TORCH
+
+
 def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = None,
                            freeze: bool = False, compile: bool = False,
                            example_input: torch.Tensor = None,
@@ -288,8 +302,9 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
             backbone and predictors, on ``example_input`` (default 1x3xSxS of the preset).
         compile: ``torch.compile`` the backbone and predictors (slow first call).
         winograd: run the backbone's 3x3/stride-1 convolutions of C*K/(C+K) >=
-            WINOGRAD_MIN_INTENSITY as Winograd F(4x4,3x3) (ssd_zoo/winograd.py: 4x fewer
-            multiply-adds, ~1e-5 relative difference per layer).  Default: on for fp32 on CPU, else off.
+            ``winograd_threshold()`` as Winograd F(4x4,3x3) (ssd_zoo/winograd.py: 4x fewer
+            multiply-adds, ~1e-5 relative difference per layer; the fused transforms are
+            compiled on first use, ~30 s once).  Default: on for fp32 on CPU, else off.
         fold_bn: fold eval-mode BatchNorm into the preceding convolutions (ssd_zoo/fold_bn.py;
             ResNet/MobileNet backbones).  Default: on for fp32.
     """
@@ -304,7 +319,7 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
     if fold_bn is None:
         fold_bn = precision == "fp32"
     heads = SSDHeads(net, precision, channels_last,
-                     WINOGRAD_MIN_INTENSITY if winograd else 0, fold_bn).eval()
+                     winograd_threshold() if winograd else 0, fold_bn).eval()
     if freeze:
         if example_input is None:
             size = net.preset.base_size if getattr(net, "preset", None) else 300

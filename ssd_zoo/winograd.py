@@ -20,12 +20,15 @@ reachable from ``torch.nn.functional.conv2d``).
 """
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import winograd_ext
 
 #: interpolation points per output tile size m (a - 1 finite points plus infinity)
 POINTS = {2: (0, 1, -1), 4: (0, 1, -1, Fraction(1, 2), Fraction(-1, 2))}
@@ -80,10 +83,13 @@ def winograd_filter(weight: torch.Tensor, m: int = 4) -> torch.Tensor:
 
 
 def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias=None, m: int = 4,
-                     at: torch.Tensor = None, bt: torch.Tensor = None) -> torch.Tensor:
+                     at: torch.Tensor = None, bt: torch.Tensor = None,
+                     relu: bool = False) -> torch.Tensor:
     """3x3, stride 1, pad 1 convolution of x (N, C, H, W) float32 with transformed filters
-    ``u`` (a*a, C, K) from ``winograd_filter(w, m)`` -> (N, K, H, W), channels_last memory.
-    ``at``/``bt``: float32 A^T and B^T of ``toom_cook(m)`` (computed when omitted)."""
+    ``u`` (a*a, C, K) from ``winograd_filter(w, m)`` -> (N, K, H, W), channels_last memory;
+    ``relu`` applies max(., 0) to the result.  ``at``/``bt``: float32 A^T and B^T of
+    ``toom_cook(m)`` (computed when omitted).  On CPU the transforms run in the fused C++
+    kernels of ssd_zoo.winograd_ext when it could be built, else in PyTorch ops."""
     n, c, h, w = x.shape
     a = m + 2
     if u.shape[:2] != (a * a, c):
@@ -91,6 +97,44 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias=None, m: int = 4,
                          f"filters are {tuple(u.shape)}")
     if at is None or bt is None:
         at, _, bt = (t.to(x.dtype) for t in toom_cook(m))
+    ext = winograd_ext.get() if x.device.type == "cpu" else None
+    if ext is not None:
+        return _winograd_fused(ext, x, u, bias, m, at, bt, relu)
+    y = _winograd_torch(x, u, bias, m, at, bt)
+    return y.clamp_min_(0) if relu else y
+
+
+#: per-thread scratch memory of the fused path, shared by all layers (each layer uses it
+#: only during its own call): rewriting touched memory is ~4x faster than a fresh allocation
+_scratch = threading.local()
+
+
+def _scratch_view(slot: str, shape: Tuple[int, ...]) -> torch.Tensor:
+    numel = 1
+    for d in shape:
+        numel *= d
+    buf = getattr(_scratch, slot, None)
+    if buf is None or buf.numel() < numel:
+        buf = torch.empty(numel, dtype=torch.float32)
+        setattr(_scratch, slot, buf)
+    return buf[:numel].view(shape)
+
+
+def _winograd_fused(ext, x, u, bias, m, at, bt, relu):
+    n, c, h, w = x.shape
+    a, k = m + 2, u.shape[2]
+    tiles = n * -(-h // m) * -(-w // m)
+    v = ext.input_transform(x.permute(0, 2, 3, 1).contiguous(), bt, m,
+                            _scratch_view("v", (tiles, a * a, c)))
+    prod = torch.bmm(v.permute(1, 0, 2), u, out=_scratch_view("prod", (a * a, tiles, k)))
+    y = ext.output_transform(prod, at, m, n, h, w, bias, relu)
+    return y.permute(0, 3, 1, 2)
+
+
+def _winograd_torch(x, u, bias, m, at, bt):
+    """The transforms as PyTorch ops (the fallback of winograd_conv3x3)."""
+    n, c, h, w = x.shape
+    a = m + 2
     th, tw = -(-h // m), -(-w // m)                                  # tiles per axis
     hp, wp = m * th + 2, m * tw + 2
     xp = F.pad(x, (1, wp - w - 1, 1, hp - h - 1)).permute(0, 2, 3, 1).contiguous()
@@ -114,13 +158,15 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias=None, m: int = 4,
 
 class WinogradConv2d(nn.Module):
     """Drop-in for an ``nn.Conv2d`` with kernel 3, stride 1, padding 1, dilation 1,
-    groups 1 (fp32 inference; the weights are transformed once, at construction)."""
+    groups 1 (fp32 inference; the weights are transformed once, at construction).
+    ``relu=True``: also applies the ReLU that followed the convolution (fused on CPU)."""
 
-    def __init__(self, conv: nn.Conv2d, m: int = 4):
+    def __init__(self, conv: nn.Conv2d, m: int = 4, relu: bool = False):
         super().__init__()
         if not winograd_eligible(conv):
             raise ValueError(f"not a 3x3/stride 1/pad 1/dilation 1/groups 1 conv: {conv}")
         self.in_channels, self.out_channels, self.m = conv.in_channels, conv.out_channels, m
+        self.relu = bool(relu)
         at, _, bt = toom_cook(m)
         self.register_buffer("u", winograd_filter(conv.weight, m))
         self.register_buffer("at", at.float())
@@ -131,10 +177,11 @@ class WinogradConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype != torch.float32:
             raise TypeError(f"WinogradConv2d is fp32 only, got {x.dtype}")
-        return winograd_conv3x3(x, self.u, self.bias, self.m, self.at, self.bt)
+        return winograd_conv3x3(x, self.u, self.bias, self.m, self.at, self.bt, self.relu)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, F({self.m}x{self.m},3x3)"
+        return (f"{self.in_channels}, {self.out_channels}, F({self.m}x{self.m},3x3)"
+                + (", relu" if self.relu else ""))
 
 
 def winograd_eligible(conv: nn.Module, min_intensity: float = 0.0) -> bool:
@@ -157,12 +204,19 @@ def replace_with_winograd(module: nn.Module, min_intensity: float = 80.0, m: int
     """Swap every eligible conv under ``module`` (``winograd_eligible``) for a
     :class:`WinogradConv2d` F(m x m, 3x3), in place; returns how many were swapped.  The
     threshold keeps the shallow, thin layers direct: there the transforms' memory traffic
-    costs more than the saved multiplications (benchmarks/speed.py)."""
+    costs more than the saved multiplications (benchmarks/speed.py).  Inside an
+    ``nn.Sequential``, a ReLU right after a swapped conv is fused into it (and replaced by
+    ``nn.Identity``)."""
     swapped = 0
-    for name, child in list(module.named_children()):
+    children = list(module.named_children())
+    for i, (name, child) in enumerate(children):
         if winograd_eligible(child, min_intensity):
-            setattr(module, name, WinogradConv2d(child, m))
+            nxt = children[i + 1][1] if i + 1 < len(children) else None
+            fuse = isinstance(module, nn.Sequential) and type(nxt) is nn.ReLU
+            setattr(module, name, WinogradConv2d(child, m, relu=fuse))
+            if fuse:
+                setattr(module, children[i + 1][0], nn.Identity())
             swapped += 1
-        else:
+        elif not isinstance(child, WinogradConv2d):
             swapped += replace_with_winograd(child, min_intensity, m)
     return swapped
