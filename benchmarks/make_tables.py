@@ -99,6 +99,7 @@ def speed_summaries(res: dict) -> List[dict]:
                 med[k] = statistics.median(vals) * 1e3
         cpu = rec.get("cpu") or {}
         out.append({"ms": med, "threads": rec.get("threads"), "torch": rec.get("torch"),
+                    "ratios": rec.get("ratios") or {}, "agreement": rec.get("agreement") or {},
                     "iters": rec.get("iters"), "rounds": len(rounds), "file": rec["_file"],
                     "cuda": rec.get("cuda"), "cpu": cpu.get("capability", "?") + (
                         "" if cpu.get("native_bf16", True) else ", bf16 emulated")})
@@ -281,9 +282,36 @@ def card(e, res) -> str:
         L += ["", f"{sp['threads']} threads, torch {sp['torch']}, {sp['rounds']} "
               f"interleaved rounds × {sp['iters']} calls (`python benchmarks/speed.py "
               f"--models {e.name}` → `{sp['file']}`); random weights of the same "
-              "architecture (speed does not depend on them).", ""]
+              "architecture, the same in every runtime timed (speed does not depend on "
+              "them).", ""]
+        L += speed_tradeoff_lines(sp)
     L += ["", "## Intended use and limitations", ""] + [f"- {x}" for x in limitations(e)]
     return "\n".join(L) + "\n"
+
+
+#: ratios quoted in the cards (benchmarks/speed.py names), with their issue-8 goals
+CARD_RATIOS = (("fp32 e2e / gluoncv", "fast fp32 / Gluon-CV fp32", "≤ 1.0"),
+               ("fp32 e2e / torchvision", "fast fp32 / torchvision", "≤ 0.6"),
+               ("bf16 e2e / gluoncv fp32", "bf16 / Gluon-CV fp32", "≤ 0.55"),
+               ("fp32 e2e / gluoncv (batch 8)", "fast fp32 / Gluon-CV fp32, batch 8", None))
+
+
+def speed_tradeoff_lines(sp: dict) -> List[str]:
+    """Ratio lines and the bf16 accuracy/speed trade-off of one speed record."""
+    out = []
+    for key, label, goal in CARD_RATIOS:
+        r = sp["ratios"].get(key)
+        if r:
+            out.append(f"- {label}: {r['median']:.2f} [{r['min']:.2f}, {r['max']:.2f}] "
+                       f"(median [min, max] over {r['n']} rounds"
+                       + (f"; goal {goal})" if goal else ")"))
+    agree = sp["agreement"].get("get_model bf16")
+    if agree and agree[1]:
+        out.append(f"- **bf16 is an accuracy/speed trade-off**: `precision='bf16'` "
+                   f"reproduces {agree[0]}/{agree[1]} = {100 * agree[0] / agree[1]:.1f} % of "
+                   "the fp32 model's top-100 detections (same class, score within 0.01, box "
+                   "within 1 px; goal ≥ 95 %); fast fp32 keeps Gluon-CV parity.")
+    return out + [""] if out else []
 
 
 def limitations(e) -> List[str]:
