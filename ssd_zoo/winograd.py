@@ -89,7 +89,8 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias=None, m: int = 4,
     ``u`` (a*a, C, K) from ``winograd_filter(w, m)`` -> (N, K, H, W), channels_last memory;
     ``relu`` applies max(., 0) to the result.  ``at``/``bt``: float32 A^T and B^T of
     ``toom_cook(m)`` (computed when omitted).  On CPU the transforms run in the fused C++
-    kernels of ssd_zoo.winograd_ext when it could be built, else in PyTorch ops."""
+    kernels of ssd_zoo.winograd_ext when it could be built (and the call is not being
+    traced or compiled), else in PyTorch ops."""
     n, c, h, w = x.shape
     a = m + 2
     if u.shape[:2] != (a * a, c):
@@ -97,7 +98,11 @@ def winograd_conv3x3(x: torch.Tensor, u: torch.Tensor, bias=None, m: int = 4,
                          f"filters are {tuple(u.shape)}")
     if at is None or bt is None:
         at, _, bt = (t.to(x.dtype) for t in toom_cook(m))
-    ext = winograd_ext.get() if x.device.type == "cpu" else None
+    # the C++ kernels are opaque to torch.jit.trace (it would bake their output in as a
+    # constant) and to torch.compile: those get the PyTorch ops
+    traced = (torch.jit.is_tracing() or torch.jit.is_scripting()
+              or torch.compiler.is_compiling())
+    ext = winograd_ext.get() if x.device.type == "cpu" and not traced else None
     if ext is not None:
         return _winograd_fused(ext, x, u, bias, m, at, bt, relu)
     y = _winograd_torch(x, u, bias, m, at, bt)

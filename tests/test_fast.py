@@ -171,3 +171,24 @@ def test_greedy_nms_equals_fixed_point():
 def test_bad_precision():
     with pytest.raises(ValueError, match="precision"):
         optimize_for_inference(ssd_zoo.get_model(SMALL), "fp16")
+
+
+@pytest.mark.parametrize("how", ["freeze", "compile"])
+def test_traced_and_compiled_fast_paths_keep_the_outputs(how):
+    """torch.jit.trace/freeze and torch.compile see the PyTorch-op Winograd transforms (the
+    C++ kernels are opaque to them: a trace would bake their result in as a constant)."""
+    if how == "compile":
+        pytest.importorskip("torch._inductor")
+    g = torch.Generator().manual_seed(0)
+    x1, x2 = (torch.randn(1, 3, 300, 300, generator=g) for _ in range(2))
+    net = calibrated_model("ssd_300_vgg16_atrous_voc", x1)
+    kw = {"freeze": True, "example_input": x1} if how == "freeze" else {"compile": True}
+    fast = optimize_for_inference(net, **kw)
+    if how == "compile":  # inductor needs a compiler and minutes on 2 cores: eager backend
+        fast.heads = torch.compile(fast.heads._orig_mod, backend="eager")
+    with torch.no_grad():
+        for x in (x1, x2):                        # x2: not the example the trace ran on
+            ref_cls, ref_box, _ = net.head_outputs(x)
+            cls, box = fast.heads(x.contiguous(memory_format=torch.channels_last))
+            for got, ref in ((cls, ref_cls), (box, ref_box)):
+                assert (got - ref).abs().max() <= 1e-4 * ref.abs().max(), how
