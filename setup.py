@@ -6,7 +6,7 @@ setup(
     description="SSD (Single Shot MultiBox) detectors in PyTorch with weights converted "
                 "exactly from Gluon-CV and Caffe SSD",
     packages=find_packages(include=["ssd_zoo", "ssd_zoo.*", "converters", "converters.*"]),
-    package_data={"ssd_zoo": ["assets/*"]},
+    package_data={"ssd_zoo": ["assets/*", "csrc/*.cpp"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1", "torchvision>=0.16", "numpy", "pillow", "safetensors", "requests",
