@@ -9,6 +9,8 @@ ssd_zoo.winograd falls back to its pure-PyTorch transforms (same results, slower
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -40,9 +42,29 @@ def get():
     return _state["module"]
 
 
+def ensure_ninja_on_path() -> bool:
+    """torch.utils.cpp_extension runs ``ninja`` from PATH; the PyPI ``ninja`` package puts it
+    beside the interpreter of a venv that is not activated (as in ``make test``).  Adds that
+    directory to PATH when needed; returns whether ninja is reachable now."""
+    if shutil.which("ninja"):
+        return True
+    dirs = [Path(sys.executable).parent]
+    try:
+        import ninja
+        dirs.insert(0, Path(ninja.BIN_DIR))
+    except (ImportError, AttributeError):
+        pass
+    for d in dirs:
+        if (d / "ninja").is_file():
+            os.environ["PATH"] = f"{d}{os.pathsep}{os.environ.get('PATH', '')}"
+            return True
+    return False
+
+
 def _build():
     import torch
     from torch.utils import cpp_extension
+    ensure_ninja_on_path()
     # one build per CPU kind: -march=native code must not run on an older CPU sharing $HOME
     cap = torch.backends.cpu.get_cpu_capability().lower()
     flags = ["-O3", "-march=native", "-fopenmp"]

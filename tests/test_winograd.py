@@ -158,3 +158,10 @@ def test_module_swap_and_errors():
         net[2][0](torch.zeros(1, 300, 4, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="channels"):
         net[2][0](torch.zeros(1, 299, 4, 4))
+
+
+def test_ninja_from_the_venv_is_put_on_path(monkeypatch, tmp_path):
+    pytest.importorskip("ninja")
+    monkeypatch.setenv("PATH", str(tmp_path))          # no ninja, as in a non-activated venv
+    assert winograd_ext.ensure_ninja_on_path()
+    assert shutil.which("ninja") is not None
