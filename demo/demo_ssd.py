@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "--video)")
     p.add_argument("--weights", help="local path or URL of weights instead of the published ones")
     p.add_argument("--cuda", action="store_true", help="run on the GPU")
+    p.add_argument("--fast", action="store_true",
+                   help="ssd_zoo.fast.optimize_for_inference: same detections, faster on CPU")
     p.add_argument("--threshold", type=float, default=0.5, help="minimum score drawn (0.5)")
     p.add_argument("--short", type=int, default=None,
                    help="resize the short side to this (default: the model's size)")
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
     report = demo.Report()
     name = args.network or demo.DEFAULT_NETWORK
     try:
-        net = demo.load_network(name, weights=args.weights, cuda=args.cuda)
+        net = demo.load_network(name, weights=args.weights, cuda=args.cuda, fast=args.fast)
     except demo.DemoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", "-j", type=int, default=None,
                    help="data loading processes (default min(4, CPUs))")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--fast", action="store_true",
+                   help="ssd_zoo.fast.optimize_for_inference (fp32: same detections within "
+                   "the Gluon-CV parity tolerances; 1.8x faster for ssd_300_vgg16 on a "
+                   "2-core AVX-512 CPU)")
     p.add_argument("--check", action="store_true",
                    help="exit 1 when |ours - Gluon-CV| > --tolerance")
     p.add_argument("--tolerance", type=float, default=0.1,
@@ -95,7 +99,7 @@ def main(argv=None) -> int:
                  else os.cpu_count() or 1), weights=args.weights,
         pretrained=args.pretrained, classes=args.classes, check=args.check,
         tolerance=args.tolerance, output=args.output, metric=args.metric,
-        precision=args.precision, progress=not args.no_progress,
+        precision=args.precision, fast=args.fast, progress=not args.no_progress,
         save_detections=args.save_detections,
         command=" ".join(shlex.quote(a) for a in ["eval/eval_ssd.py"] + argv))
     try:

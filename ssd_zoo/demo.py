@@ -81,9 +81,11 @@ def prepare_out_dir(out: str) -> Path:
 
 
 # ---- the model ---------------------------------------------------------------------------
-def load_network(name: str, weights: Optional[str] = None, cuda: bool = False):
+def load_network(name: str, weights: Optional[str] = None, cuda: bool = False,
+                 fast: bool = False):
     """``get_model(name)`` with the published/bundled weights, or ``weights``; DemoError
-    with suggestions for unknown names, and when CUDA is asked for but absent."""
+    with suggestions for unknown names, and when CUDA is asked for but absent.  ``fast``:
+    wrapped by ``ssd_zoo.fast.optimize_for_inference`` (Gluon-layout SSDs only)."""
     import torch
     import ssd_zoo
     if cuda and not torch.cuda.is_available():
@@ -101,7 +103,15 @@ def load_network(name: str, weights: Optional[str] = None, cuda: bool = False):
     except (ValueError, OSError, RuntimeError) as exc:
         what = f"--weights {weights}" if weights else f"--network {name}"
         raise DemoError(f"{what}: {_one_line(exc)}") from None
-    return net.to("cuda") if cuda else net
+    net = net.to("cuda") if cuda else net
+    if fast:
+        from .bundled import CaffeSSD
+        from .fast import optimize_for_inference
+        if isinstance(net, CaffeSSD):
+            raise DemoError(f"--fast: {name} is a converted Caffe network; --fast applies to "
+                            "the Gluon-CV-layout SSDs")
+        net = optimize_for_inference(net)
+    return net
 
 
 def run_detect(net, images: List[np.ndarray], threshold: float, short: Optional[int]):

@@ -92,7 +92,8 @@ def test_unwritable_out_is_named_and_detections_still_printed(tmp_path):
     assert "face" in proc.stdout and "1.000" in proc.stdout
 
 
-@pytest.mark.parametrize("args", [["--cuda"], ["--threshold", "2"], ["--batch-size", "x"]])
+@pytest.mark.parametrize("args", [["--cuda"], ["--threshold", "2"], ["--batch-size", "x"],
+                                  ["--fast"]])
 def test_bad_options_are_one_line(capsys, tmp_path, args):
     import torch
     if args == ["--cuda"] and torch.cuda.is_available():
@@ -115,3 +116,29 @@ def test_draw_clamps_boxes_and_names_outputs_uniquely():
     taken = set()
     assert [out_name(Path(p), taken) for p in ("a/x.png", "b/x.png", "c/x.jpeg")] == \
         ["x.png", "x-1.png", "x.jpg"]
+
+
+def test_fast_gives_the_same_detections(tmp_path):
+    """--fast on a Gluon-layout SSD (local weights: random, predictors calibrated so that
+    there is something to detect) prints the detections of the plain model."""
+    import torch
+    from safetensors.torch import save_file
+    from ssd_zoo.transforms import imread_rgb, transform_test
+    from tests.test_fast import calibrated_model
+    x, _ = transform_test(imread_rgb(str(SHIPPED)), short=300)
+    net = calibrated_model("ssd_300_mobilenet0.25_voc", x, cls_std=4.0)
+    weights = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
+    docs = []
+    for extra in ([], ["--fast"]):
+        proc = run(tmp_path, "--network", "ssd_300_mobilenet0.25_voc", "--weights",
+                   str(weights), "--images", str(SHIPPED), "--threshold", "0.05", "--json",
+                   "--out", str(tmp_path / f"out{len(extra)}"), *extra)
+        assert proc.returncode == 0, proc.stderr
+        docs.append(json.loads(proc.stdout)["images"][0]["detections"])
+    plain, fast = docs
+    assert len(plain) >= 3, "test model too degenerate"
+    assert [d["name"] for d in plain] == [d["name"] for d in fast]
+    for a, b in zip(plain, fast):
+        assert abs(a["score"] - b["score"]) < 1e-4
+        assert max(abs(p - q) for p, q in zip(a["box_xyxy"], b["box_xyxy"])) < 0.05

@@ -399,5 +399,15 @@ def test_help():
     assert proc.returncode == 0
     for flag in ("--network", "--data-shape", "--batch-size", "--dataset", "--root",
                  "--data-root", "--cuda", "--num-workers", "--weights", "--check",
-                 "--tolerance", "--metric", "--precision", "--classes"):
+                 "--tolerance", "--metric", "--precision", "--classes", "--fast"):
         assert flag in proc.stdout
+
+
+def test_fast_path_gives_the_same_numbers(tiny, voc_single):
+    out = tiny["base"] / "voc_fast.json"
+    rc = _run_inprocess(["--network", VOC_NET, "--dataset", "voc", "--data-root", tiny["voc"],
+                         "--weights", tiny["voc_w"], "--output", out, "--fast"] + COMMON)
+    assert rc == 0
+    fast = _load(out)
+    assert fast["fast"] is True and voc_single["fast"] is False
+    assert fast["metrics"]["mAP"] == pytest.approx(voc_single["metrics"]["mAP"], abs=1e-4)

@@ -38,6 +38,7 @@ class EvalConfig:
     save_detections: Optional[str] = None   # COCO metric: official results json
     metric: Optional[str] = None
     precision: str = "fp32"
+    fast: bool = False                      # ssd_zoo.fast.optimize_for_inference
     progress: bool = True
     command: Optional[str] = None
 
@@ -176,6 +177,9 @@ def run(cfg: EvalConfig) -> dict:
         if len(dataset) == 0:
             raise EvalError(f"{spec.name}: the dataset has no images")
         net = _load_model(entry, cfg, pretrained, classes).to(device).eval()
+        if cfg.fast:
+            from ..fast import optimize_for_inference
+            net = optimize_for_inference(net, cfg.precision)
         size = int(cfg.data_shape or net.preset.base_size)
         samples = ValSamples(dataset, size, size, net.preset.mean, net.preset.std)
         batches = shard_batches(len(dataset), cfg.batch_size, info.rank, info.world)
@@ -199,7 +203,7 @@ def run(cfg: EvalConfig) -> dict:
         "per_class_ap": summary["per_class_ap"], "comparison": comp,
         **{k: v for k, v in summary.items() if k not in ("metrics", "per_class_ap")},
         "weights": report.weights_record(entry, cfg.weights, pretrained),
-        "precision": cfg.precision, "device": str(device), "world_size": info.world,
+        "precision": cfg.precision, "fast": cfg.fast, "device": str(device), "world_size": info.world,
         "batch_size": cfg.batch_size, "threads": torch.get_num_threads(),
         "command": cfg.command or report.default_command(),
         "versions": report.versions(), "date": report.now_iso(),
