@@ -4,8 +4,9 @@
 
 * channels_last weights and input (oneDNN's native NHWC convolutions; the head outputs are
   then already NHWC, so the permute before the concat costs no copy);
-* fp32 on CPU: the backbone's wide 3x3 / stride-1 convolutions (VGG16 from conv2_1 on) run
-  as Winograd F(4x4, 3x3) (ssd_zoo/winograd.py, 4x fewer multiply-adds; fused C++
+* fp32 on CPU: the backbone's 3x3 / stride-1 convolutions (VGG16 from conv1_2 on) run as
+  Winograd F(4x4, 3x3), F(6x6, 3x3) on large maps (ssd_zoo/winograd.py, 4x / 5.1x fewer
+  multiply-adds; fused C++
   transforms from ssd_zoo/winograd_ext.py, with a pure-PyTorch fallback);
 * fp32: eval-mode BatchNorm folded into the preceding convolutions (ssd_zoo/fold_bn.py);
 * optional bf16 backbone (AVX512-BF16 / AMX CPUs, GPUs), predictors kept in fp32;
@@ -24,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -33,16 +34,19 @@ from torch import nn
 
 PRECISIONS = ("fp32", "bf16")
 #: Winograd only where it pays (ssd_zoo.winograd.transform_intensity >= this).  With the
-#: fused C++ transforms (ssd_zoo.winograd_ext): VGG16 from conv2_1 on (64->128 at 150x150
-#: included; 64->64 at 300x300 gained nothing more); vgg300 heads 331 -> 221 ms vs direct,
-#: 258 ms with the PyTorch-op transforms at 80, interleaved on a 2-core AVX-512 EPYC.
-WINOGRAD_MIN_INTENSITY = 40.0
-#: the same with the PyTorch-op fallback transforms (no compiler): VGG16 from conv3_1 on,
-#: ResNet bottlenecks with 256+ channels; the thinner layers stay direct.
+#: fused C++ transforms (ssd_zoo.winograd_ext) and F(6x6) on large maps: every VGG16 3x3
+#: conv but conv1_1 (3 -> 64); vgg300 heads 298 ms direct, 185 with F(4x4) from 40, 174
+#: with F(6x6) on >= 48 px maps, 164 from 25 (7 interleaved rounds, 2-core AVX-512 EPYC).
+WINOGRAD_MIN_INTENSITY = 25.0
+#: the same with the PyTorch-op fallback transforms (no compiler; F(4x4) only): VGG16 from
+#: conv3_1 on, ResNet bottlenecks with 256+ channels; the thinner layers stay direct.
 WINOGRAD_MIN_INTENSITY_TORCH = 80.0
 #: F(4x4, 3x3): 4x fewer multiply-adds than direct (F(2x2): 2.25x), ~1e-5 relative per
 #: layer; the Gluon parity test of the fast path holds with it.
 WINOGRAD_TILE = 4
+#: ... and F(6x6, 3x3) on maps of at least ssd_zoo.winograd.LARGE_TILE_MIN_SIDE (48) px,
+#: with the fused transforms
+WINOGRAD_LARGE_TILE = 6
 
 
 def bf16_is_native(device_type: str = "cpu") -> bool:
@@ -85,7 +89,8 @@ class SSDHeads(nn.Module):
     """
 
     def __init__(self, net, precision: str = "fp32", channels_last: bool = False,
-                 winograd_min_intensity: float = 0, fold_bn: bool = False):
+                 winograd_min_intensity: float = 0, fold_bn: bool = False,
+                 winograd_large_tile: Optional[int] = None):
         super().__init__()
         self.precision = precision
         self.backbone = net.backbone
@@ -102,7 +107,7 @@ class SSDHeads(nn.Module):
         if winograd_min_intensity > 0:
             from .winograd import replace_with_winograd
             self.winograd_layers = replace_with_winograd(self.backbone, winograd_min_intensity,
-                                                         WINOGRAD_TILE)
+                                                         WINOGRAD_TILE, winograd_large_tile)
         if precision == "bf16":
             self.backbone = copy.deepcopy(self.backbone)
             for m in self.backbone.modules():
@@ -276,12 +281,14 @@ class FastSSD(nn.Module):
         return self.postprocessor(cls.float(), box.float(), anchors)
 
 
-def winograd_threshold() -> float:
-    """The transform intensity from which convolutions run as Winograd: lower when the fused
-    C++ transforms are available (they are built on first use, see ssd_zoo.winograd_ext)."""
+def winograd_plan() -> Tuple[float, Optional[int]]:
+    """(transform intensity from which convolutions run as Winograd, tile for large maps or
+    None): lower threshold and F(6x6) when the fused C++ transforms are available (built on
+    first use, see ssd_zoo.winograd_ext)."""
     from . import winograd_ext
-    return WINOGRAD_MIN_INTENSITY if winograd_ext.get() is not None \
-        else WINOGRAD_MIN_INTENSITY_TORCH
+    if winograd_ext.get() is not None:
+        return WINOGRAD_MIN_INTENSITY, WINOGRAD_LARGE_TILE
+    return WINOGRAD_MIN_INTENSITY_TORCH, None
 
 
 def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = None,
@@ -302,7 +309,7 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
             backbone and predictors, on ``example_input`` (default 1x3xSxS of the preset).
         compile: ``torch.compile`` the backbone and predictors (slow first call).
         winograd: run the backbone's 3x3/stride-1 convolutions of C*K/(C+K) >=
-            ``winograd_threshold()`` as Winograd F(4x4,3x3) (ssd_zoo/winograd.py: 4x fewer
+            the ``winograd_plan()`` threshold as Winograd F(4x4,3x3) (F(6x6) on large maps) (ssd_zoo/winograd.py: 4x fewer
             multiply-adds, ~1e-5 relative difference per layer; the fused transforms are
             compiled on first use, ~30 s once).  Default: on for fp32 on CPU, else off.
         fold_bn: fold eval-mode BatchNorm into the preceding convolutions (ssd_zoo/fold_bn.py;
@@ -318,8 +325,8 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
         winograd = precision == "fp32" and next(net.parameters()).device.type == "cpu"
     if fold_bn is None:
         fold_bn = precision == "fp32"
-    heads = SSDHeads(net, precision, channels_last,
-                     winograd_threshold() if winograd else 0, fold_bn).eval()
+    threshold, large_tile = winograd_plan() if winograd else (0, None)
+    heads = SSDHeads(net, precision, channels_last, threshold, fold_bn, large_tile).eval()
     if freeze:
         if example_input is None:
             size = net.preset.base_size if getattr(net, "preset", None) else 300

@@ -13,7 +13,7 @@ from ssd_zoo.winograd import (WinogradConv2d, replace_with_winograd, toom_cook,
                               winograd_conv3x3, winograd_eligible, winograd_filter)
 
 #: max |winograd - float64 reference| / max |reference| allowed per tile size
-TOL = {2: 2e-6, 4: 3e-5}
+TOL = {2: 2e-6, 4: 3e-5, 6: 5e-5}
 HAVE_CXX = shutil.which("c++") is not None or shutil.which("g++") is not None
 
 
@@ -31,7 +31,7 @@ def transforms(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("m", [2, 4, 6])
 @pytest.mark.parametrize("n,c,k,h,w", [(1, 8, 16, 10, 10), (2, 5, 7, 9, 13), (1, 3, 4, 1, 1),
                                        (3, 16, 8, 2, 7), (1, 64, 24, 19, 19)])
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -121,6 +121,22 @@ def test_toom_cook_is_1d_correlation(m, points):
         toom_cook(2, (0, 1, 1))
     with pytest.raises(ValueError, match="3, 3"):
         winograd_filter(torch.zeros(2, 2, 5, 5))
+
+
+def test_large_maps_switch_to_the_large_tile(transforms):
+    conv = nn.Conv2d(24, 40, 3, padding=1)
+    wconv = WinogradConv2d(conv, 4, large_m=6, large_min_side=20)
+    assert wconv.u_large is None and "F(6x6,3x3) from 20 px" in repr(wconv)
+    g = torch.Generator().manual_seed(5)
+    for h, w, large in [(19, 40, False), (20, 23, True), (33, 20, True)]:
+        x = torch.randn(2, 24, h, w, generator=g)
+        with torch.no_grad():
+            got = wconv(x)
+            ref = F.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)
+        # the F(6x6) filters exist from the first map of >= 20 px on
+        assert (wconv.u_large is not None) == large
+        assert not large or wconv.u_large.shape == (64, 24, 40)
+        assert (got.double() - ref).abs().max() / ref.abs().max() < TOL[6 if large else 4]
 
 
 def test_relu_after_a_swapped_conv_is_fused():
