@@ -11,8 +11,8 @@ import json
 import os
 
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as st_save
 
+from ..formats.safetensors_canonical import save_bytes
 from .net import CaffeNet, blobs_to_tensors
 from .proto import CaffeFormatError, atomic_write, read_caffemodel
 
@@ -47,7 +47,7 @@ def save(module: CaffeNet, path: str) -> None:
             names.append(name)
     meta = {"format": FORMAT, "version": VERSION, "prototxt": module.prototxt,
             "layers": json.dumps(names)}
-    atomic_write(path, st_save(tensors, metadata=meta))
+    atomic_write(path, save_bytes(tensors, meta))   # canonical: reproducible sha256
 
 
 def load(path: str) -> CaffeNet:

@@ -61,8 +61,10 @@ def load_checkpoint(path, map_location="cpu") -> Dict:
 
 
 def save_weights_safetensors(path, model_state: Dict[str, torch.Tensor], metadata=None) -> None:
-    """Weights-only safetensors, written atomically."""
-    from safetensors.torch import save_file
+    """Weights-only safetensors, written atomically, with a canonical (sorted) header: the
+    same weights and metadata give the same bytes."""
+    from ..formats.safetensors_canonical import save_bytes
     tensors = {k: v.detach().cpu().contiguous() for k, v in model_state.items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
-    _atomic(Path(path), lambda tmp: save_file(tensors, tmp, metadata=meta))
+    data = save_bytes(tensors, meta)
+    _atomic(Path(path), lambda tmp: Path(tmp).write_bytes(data))
