@@ -118,7 +118,6 @@ def prepare(name, ref_python):
 
 def build_variants(name, params, x_all):
     """{variant: callable(x)} of our models, plus the nets for agreement checks."""
-    import torch
     import ssd_zoo
     from ssd_zoo.convert.gluon import convert_gluon_params
     from ssd_zoo.fast import optimize_for_inference
@@ -218,7 +217,6 @@ def main(argv=None) -> int:
 
 
 def run_model(name, args, ref_python, np, torch):
-    import ssd_zoo
     from ssd_zoo.fast import FastPostProcessor, bf16_is_native
     params, inputs = prepare(name, ref_python)
     data = np.load(inputs)

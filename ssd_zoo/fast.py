@@ -25,11 +25,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
+from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
+
+from .postprocess_fast import (FastPostProcessor, greedy_nms, iou_matrix,  # noqa: F401
+                               stable_topk)
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -75,6 +79,39 @@ def autocast_ctx(precision: str, device_type: str = "cpu"):
     return contextlib.nullcontext()
 
 
+@dataclass(frozen=True)
+class FP32Rewrites:
+    """What the fp32 fast path rewrites in a (copied) backbone, applied by :meth:`apply`.
+
+    fold_bn: fold eval BatchNorm into the preceding convolutions (ssd_zoo/fold_bn.py).
+    winograd_min_intensity: 3x3 convolutions with C*K/(C+K) >= this run as Winograd
+        (0: none; ssd_zoo/winograd.py).
+    winograd_tile / winograd_large_tile: F(m x m, 3x3) tile, and the tile for large maps
+        (None: ``winograd_tile`` everywhere).
+    """
+    fold_bn: bool = False
+    winograd_min_intensity: float = 0.0
+    winograd_tile: int = WINOGRAD_TILE
+    winograd_large_tile: Optional[int] = None
+
+    @property
+    def any(self) -> bool:
+        return self.fold_bn or self.winograd_min_intensity > 0
+
+    def apply(self, backbone: nn.Module) -> Dict[str, int]:
+        """Rewrite ``backbone`` in place; returns {'folded_batchnorms', 'winograd_layers'}."""
+        out = {"folded_batchnorms": 0, "winograd_layers": 0}
+        if self.fold_bn:
+            from .fold_bn import fold_batchnorms
+            out["folded_batchnorms"] = fold_batchnorms(backbone)
+        if self.winograd_min_intensity > 0:
+            from .winograd import replace_with_winograd
+            out["winograd_layers"] = replace_with_winograd(
+                backbone, self.winograd_min_intensity, self.winograd_tile,
+                self.winograd_large_tile)
+        return out
+
+
 class SSDHeads(nn.Module):
     """Backbone + predictors of an SSD: x -> (cls_logits (N,A,C+1), box_offsets (N,A,4)).
 
@@ -84,30 +121,24 @@ class SSDHeads(nn.Module):
     weights stored in bf16 (a copy: no per-call weight casts; the other parameters and
     buffers, e.g. VGG's init_scale and L2Normalization scale, stay fp32 as autocast wants),
     and the predictors run in fp32 on its features (~4 % of the FLOPs; keeps scores and
-    boxes closer to fp32, as ``get_model(..., precision='bf16')`` does).  Modules whose
-    weights change dtype or memory format are copies: ``net`` itself is never modified.
+    boxes closer to fp32, as ``get_model(..., precision='bf16')`` does).  ``rewrites``
+    (fp32 only) are applied to a copy of the backbone.  Modules whose weights change dtype,
+    memory format or structure are copies: ``net`` itself is never modified.
     """
 
     def __init__(self, net, precision: str = "fp32", channels_last: bool = False,
-                 winograd_min_intensity: float = 0, fold_bn: bool = False,
-                 winograd_large_tile: Optional[int] = None):
+                 rewrites: FP32Rewrites = FP32Rewrites()):
         super().__init__()
         self.precision = precision
         self.backbone = net.backbone
         self.class_predictors = net.class_predictors
         self.box_predictors = net.box_predictors
-        copied = bool(winograd_min_intensity > 0 or fold_bn)
+        copied = rewrites.any
         if copied:
             if precision != "fp32":
                 raise ValueError("Winograd and BatchNorm folding are fp32 paths")
             self.backbone = copy.deepcopy(self.backbone).eval()
-        if fold_bn:
-            from .fold_bn import fold_batchnorms
-            self.folded_batchnorms = fold_batchnorms(self.backbone)
-        if winograd_min_intensity > 0:
-            from .winograd import replace_with_winograd
-            self.winograd_layers = replace_with_winograd(self.backbone, winograd_min_intensity,
-                                                         WINOGRAD_TILE, winograd_large_tile)
+            self.rewritten = rewrites.apply(self.backbone)
         if precision == "bf16":
             self.backbone = copy.deepcopy(self.backbone)
             for m in self.backbone.modules():
@@ -131,113 +162,6 @@ class SSDHeads(nn.Module):
         box = [p(f).permute(0, 2, 3, 1).reshape(n, -1, 4)
                for f, p in zip(feats, self.box_predictors)]
         return torch.cat(cls, 1), torch.cat(box, 1)
-
-
-def stable_topk(scores: np.ndarray, k: int, floor: float) -> Tuple[np.ndarray, np.ndarray]:
-    """Per row, the k best scores ordered like a stable descending sort (ties: lower index
-    first).  Rows whose k-th score ties across the cut fall back to a full stable sort,
-    unless the tie is at or below ``floor`` (those candidates are discarded anyway).
-
-    scores (N, M) float32 numpy -> (values (N, k) float32, indices (N, k) int64).
-    """
-    k = min(k, scores.shape[1])
-    vals_t, idx_t = torch.topk(torch.from_numpy(scores), k, dim=1, sorted=True)
-    vals, idx = vals_t.numpy(), idx_t.numpy()
-    out_v, out_i = np.empty_like(vals), np.empty_like(idx)
-    for row in range(scores.shape[0]):
-        v, i = vals[row], idx[row]
-        kth = v[-1] if k else floor
-        if kth > floor and int((scores[row] == kth).sum()) != int((v == kth).sum()):
-            si = np.argsort(-scores[row], kind="stable")[:k]
-            out_v[row], out_i[row] = scores[row][si], si
-            continue
-        order = np.lexsort((i, -v))
-        out_v[row], out_i[row] = v[order], i[order]
-    return out_v, out_i
-
-
-def greedy_nms(suppress: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Greedy NMS on candidates in score order.
-
-    suppress (K, K) bool, symmetric: i and j overlap enough (same class); valid (K,) bool.
-    Returns keep (K,) bool: a valid candidate is kept unless a kept earlier one suppresses it.
-    """
-    keep = valid.copy()
-    for i in np.flatnonzero(valid):
-        if keep[i]:
-            keep[i + 1:] &= ~suppress[i, i + 1:]
-    return keep
-
-
-class FastPostProcessor(nn.Module):
-    """Gluon-CV SSD post-processing (same semantics as GluonPostProcessor) on pre-filtered
-    candidates; decodes only the boxes it selected.
-
-    forward(cls_logits (N,A,C+1), box_offsets (N,A,4), anchors (A,4)) -> ids, scores,
-    bboxes as the SSD's: (N,P,1), (N,P,1), (N,P,4), -1 on padding rows.
-    """
-
-    def __init__(self, box_coder, nms_thresh=0.45, nms_topk=400, post_nms=100,
-                 score_thresh=0.01):
-        super().__init__()
-        self.box_coder = box_coder
-        self.nms_thresh, self.nms_topk = nms_thresh, nms_topk
-        self.post_nms, self.score_thresh = post_nms, score_thresh
-
-    @classmethod
-    def like(cls, net) -> "FastPostProcessor":
-        p = net.postprocessor
-        return cls(net.box_coder, p.nms_thresh, p.nms_topk, p.post_nms, p.score_thresh)
-
-    def forward(self, cls_logits, box_offsets, anchors):
-        n, a, c1 = cls_logits.shape
-        dev = cls_logits.device
-        # float64 softmax rounded to float32, exactly as GluonPostProcessor (equal logits ->
-        # equal scores, so ties are broken by candidate order as in MXNet); the rest in
-        # numpy on purpose: the arrays are
-        # small and ATen/MKL open an OpenMP region per op, which costs more than the work
-        # (a lot more on a busy machine)
-        probs = torch.softmax(cls_logits.detach().cpu().double(), dim=-1).float().numpy()
-        scores = np.ascontiguousarray(probs[..., 1:].transpose(0, 2, 1)
-                                      ).reshape(n, (c1 - 1) * a)                # class-major
-        k = self.nms_topk if self.nms_topk > 0 else scores.shape[1]
-        vals, idx = stable_topk(scores, k, self.score_thresh)
-        valid = vals > self.score_thresh
-        cls_ids, anchor_idx = np.divmod(idx, a)
-        ai = torch.from_numpy(anchor_idx)
-        sel_off = torch.gather(box_offsets.detach().float().cpu(), 1,
-                               ai.unsqueeze(-1).expand(-1, -1, 4))
-        boxes = self.box_coder.decode(sel_off, anchors.detach().float().cpu()[ai]).numpy()
-        m = self.post_nms if self.post_nms > 0 else k
-        ids = np.full((n, m, 1), -1.0, np.float32)
-        out_s = np.full((n, m, 1), -1.0, np.float32)
-        out_b = np.full((n, m, 4), -1.0, np.float32)
-        do_nms = 0 < self.nms_thresh < 1
-        for r in range(n):
-            nv = int(valid[r].sum())          # valid candidates form a prefix
-            b = boxes[r, :nv]
-            keep = np.ones(nv, bool)
-            if do_nms and nv:
-                sup = iou_matrix(b) > np.float32(self.nms_thresh)
-                sup &= cls_ids[r, :nv, None] == cls_ids[r, None, :nv]
-                keep = greedy_nms(sup, keep)
-            sel = np.flatnonzero(keep)[:m]
-            ids[r, :len(sel), 0] = cls_ids[r, sel]
-            out_s[r, :len(sel), 0] = vals[r, sel]
-            out_b[r, :len(sel)] = b[sel]
-        return tuple(torch.from_numpy(t).to(dev) for t in (ids, out_s, out_b))
-
-
-def iou_matrix(b: np.ndarray) -> np.ndarray:
-    """(K,4) float32 boxes_xyxy -> (K,K) IoU, the same float32 operations as
-    ssd_zoo.postprocess.pairwise_iou_xyxy (MXNet's box_nms formula), in numpy."""
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    area = np.where((w < 0) | (h < 0), np.float32(0), w * h)
-    iw = np.minimum(b[:, None, 2], b[None, :, 2]) - np.maximum(b[:, None, 0], b[None, :, 0])
-    ih = np.minimum(b[:, None, 3], b[None, :, 3]) - np.maximum(b[:, None, 1], b[None, :, 1])
-    inter = np.maximum(iw, np.float32(0)) * np.maximum(ih, np.float32(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return inter / (area[:, None] + area[None, :] - inter)
 
 
 class FastSSD(nn.Module):
@@ -325,8 +249,10 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
         winograd = precision == "fp32" and next(net.parameters()).device.type == "cpu"
     if fold_bn is None:
         fold_bn = precision == "fp32"
-    threshold, large_tile = winograd_plan() if winograd else (0, None)
-    heads = SSDHeads(net, precision, channels_last, threshold, fold_bn, large_tile).eval()
+    threshold, large_tile = winograd_plan() if winograd else (0.0, None)
+    rewrites = FP32Rewrites(fold_bn=fold_bn, winograd_min_intensity=threshold,
+                            winograd_large_tile=large_tile)
+    heads = SSDHeads(net, precision, channels_last, rewrites).eval()
     if freeze:
         if example_input is None:
             size = net.preset.base_size if getattr(net, "preset", None) else 300

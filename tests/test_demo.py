@@ -121,7 +121,6 @@ def test_draw_clamps_boxes_and_names_outputs_uniquely():
 def test_fast_gives_the_same_detections(tmp_path):
     """--fast on a Gluon-layout SSD (local weights: random, predictors calibrated so that
     there is something to detect) prints the detections of the plain model."""
-    import torch
     from safetensors.torch import save_file
     from ssd_zoo.transforms import imread_rgb, transform_test
     from tests.test_fast import calibrated_model
