@@ -14,7 +14,8 @@ the validation transform.  Gluon-CV runs hybridized in .venv-ref (benchmarks/glu
 as a persistent subprocess that sleeps between its turns.
 
 Variants: ours default fp32 (Gluon-exact), fast fp32 (optimize_for_inference: channels_last,
-Winograd F(2x2,3x3) on the >= 256-channel 3x3 convs, pre-filtered NMS; parity-tested),
+Winograd F(4x4,3x3) / F(6x6,3x3) on the
+3x3 convs, pre-filtered NMS; parity-tested),
 fast fp32 direct (the same without Winograd), get_model(precision='bf16'), fast bf16;
 torchvision ssd300_vgg16(num_classes=21) end to end (its own transform and
 post-processing); forward only (backbone + predictors, with and without Winograd) vs the
@@ -136,12 +137,39 @@ def build_variants(name, params, x_all):
 
 
 def agreement(variants, x):
+    """({variant: (reproduced, total)}, {variant: miss breakdown}) vs default fp32."""
     import torch
-    from ssd_zoo.fast import detection_agreement
+    from ssd_zoo.metrics.agreement import agreement_misses, detection_agreement
+    keys = ("get_model bf16", "fast bf16", "fast fp32", "fast fp32 direct")
     with torch.no_grad():
         ref = variants["default fp32"](x)
-        return {k: detection_agreement(ref, variants[k](x))
-                for k in ("get_model bf16", "fast bf16", "fast fp32", "fast fp32 direct")}
+        outs = {k: variants[k](x) for k in keys}
+    return ({k: detection_agreement(ref, o) for k, o in outs.items()},
+            {k: agreement_misses(ref, o) for k, o in outs.items()})
+
+
+def print_agreement(agree, misses):
+    print("  agreement with default fp32 top-100 (same class, score +-0.01, box +-1 px): "
+          + ", ".join(f"{k} {h}/{n} = {h / n:.1%}" for k, (h, n) in agree.items()))
+    print("  misses by cause (score: box matches, score off; box: off by 1-4 px; absent: "
+          "NMS kept another overlapping candidate or rank > 100): "
+          + ", ".join(f"{k} {m}" for k, m in misses.items() if sum(m.values())))
+
+
+def agreement_only(name, args, ref_python, np, torch):
+    """--agreement-only: no timing; updates the agreement of an existing record."""
+    params, inputs = prepare(name, ref_python)
+    x_all = torch.from_numpy(np.load(inputs)["x"])
+    variants, _ = build_variants(name, params, x_all)
+    agree, misses = agreement(variants, x_all)
+    print(f"\n== {name}")
+    print_agreement(agree, misses)
+    path = Path(args.out) / f"speed-{name}-{torch.backends.cpu.get_cpu_capability().lower()}.json"
+    if path.exists():
+        rec = json.loads(path.read_text())
+        rec.update(agreement=agree, agreement_misses=misses)
+        rec["ratios"] = ratios(rec["rounds"], FLOPS.get(name.rsplit("_", 1)[0]), agree)
+        write_json(path, rec)
 
 
 def summarize(values):
@@ -193,6 +221,9 @@ def main(argv=None) -> int:
     p.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
                    help="time the bf16 variants (auto: only where bf16 is native; emulated "
                    "bf16 is ~8x slower than fp32 and would dominate the run)")
+    p.add_argument("--agreement-only", action="store_true",
+                   help="only the bf16/fp32 detection agreement (no timing); updates the "
+                   "agreement of an existing results/bench record of the same CPU kind")
     p.add_argument("--out", default=str(ROOT / "results" / "bench"))
     args = p.parse_args(argv)
     import numpy as np
@@ -212,7 +243,8 @@ def main(argv=None) -> int:
     if not args.time_bf16:
         print("bf16 variants: agreement measured, timing skipped (--bf16 on to force)")
     for name in args.models:
-        run_model(name, args, ref_python, np, torch)
+        (agreement_only if args.agreement_only else run_model)(name, args, ref_python, np,
+                                                                torch)
     return 0
 
 
@@ -278,13 +310,14 @@ def run_model(name, args, ref_python, np, torch):
                                                for k, v in t.items()))
     if gluon:
         gluon.close()
-    agree = agreement(variants, x_all)
-    report(name, args, rounds, agree, flops)
+    agree, misses = agreement(variants, x_all)
+    report(name, args, rounds, agree, misses, flops)
     report_cuda = cuda_section(name, params, x_all, args.iters)
     cpu = torch.backends.cpu.get_cpu_capability().lower()
     write_json(Path(args.out) / f"speed-{name}-{cpu}.json",
                {"model": name, "threads": args.threads, "iters": args.iters,
-                "rounds": rounds, "agreement": agree, "cuda": report_cuda,
+                "rounds": rounds, "agreement": agree, "agreement_misses": misses,
+                "cuda": report_cuda,
                 "cpu": {"capability": torch.backends.cpu.get_cpu_capability(),
                         "native_bf16": bf16_is_native()},
                 "ratios": ratios(rounds, flops, agree), "torch": torch.__version__})
@@ -331,7 +364,7 @@ def ratios(rounds, flops, agree):
     return out
 
 
-def report(name, args, rounds, agree, flops):
+def report(name, args, rounds, agree, misses, flops):
     keys = [k for k in rounds[0] if k not in ("loadavg",)]
     print(f"\n{name}: per-call times over {len(rounds)} rounds (median [min, max]); "
           f"loadavg {[round(t['loadavg'], 1) for t in rounds]}")
@@ -341,8 +374,7 @@ def report(name, args, rounds, agree, flops):
             continue
         unit, f = ("GFLOP/s", 1.0) if "GFLOP" in k else ("ms", 1e3)
         print(f"  {k:34s} {s['median'] * f:9.1f} [{s['min'] * f:.1f}, {s['max'] * f:.1f}] {unit}")
-    print("  agreement with default fp32 top-100 (same class, score +-0.01, box +-1 px): "
-          + ", ".join(f"{k} {h}/{n} = {h / n:.1%}" for k, (h, n) in agree.items()))
+    print_agreement(agree, misses)
     print(f"\n{name}: ratios vs the goals of issue 8 (median [min, max] over rounds)")
     for k, s in ratios(rounds, flops, agree).items():
         if s is None:

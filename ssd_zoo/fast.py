@@ -8,7 +8,8 @@
   Winograd F(4x4, 3x3), F(6x6, 3x3) on large maps (ssd_zoo/winograd.py, 4x / 5.1x fewer
   multiply-adds; fused C++
   transforms from ssd_zoo/winograd_ext.py, with a pure-PyTorch fallback);
-* fp32: eval-mode BatchNorm folded into the preceding convolutions (ssd_zoo/fold_bn.py);
+* eval-mode BatchNorm folded into the preceding convolutions (ssd_zoo/fold_bn.py; for bf16
+  in fp32 before the cast: one bf16 rounding per conv+BN, not two);
 * optional bf16 backbone (AVX512-BF16 / AMX CPUs, GPUs), predictors kept in fp32;
 * a post-processor that does the same work as :class:`ssd_zoo.postprocess.GluonPostProcessor`
   on pre-filtered candidates: one global top-k on the class-major scores, then the box
@@ -28,10 +29,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
+from .metrics.agreement import detection_agreement  # noqa: F401  (re-exported)
 from .postprocess_fast import (FastPostProcessor, greedy_nms, iou_matrix,  # noqa: F401
                                stable_topk)
 
@@ -80,12 +81,13 @@ def autocast_ctx(precision: str, device_type: str = "cpu"):
 
 
 @dataclass(frozen=True)
-class FP32Rewrites:
-    """What the fp32 fast path rewrites in a (copied) backbone, applied by :meth:`apply`.
+class BackboneRewrites:
+    """What the fast path rewrites in a (copied) backbone, applied by :meth:`apply`.
 
-    fold_bn: fold eval BatchNorm into the preceding convolutions (ssd_zoo/fold_bn.py).
+    fold_bn: fold eval BatchNorm into the preceding convolutions (ssd_zoo/fold_bn.py); in
+        fp32, before any bf16 cast, so bf16 rounds once per conv+BN instead of twice.
     winograd_min_intensity: 3x3 convolutions with C*K/(C+K) >= this run as Winograd
-        (0: none; ssd_zoo/winograd.py).
+        (0: none; ssd_zoo/winograd.py; fp32 only).
     winograd_tile / winograd_large_tile: F(m x m, 3x3) tile, and the tile for large maps
         (None: ``winograd_tile`` everywhere).
     """
@@ -122,12 +124,13 @@ class SSDHeads(nn.Module):
     buffers, e.g. VGG's init_scale and L2Normalization scale, stay fp32 as autocast wants),
     and the predictors run in fp32 on its features (~4 % of the FLOPs; keeps scores and
     boxes closer to fp32, as ``get_model(..., precision='bf16')`` does).  ``rewrites``
-    (fp32 only) are applied to a copy of the backbone.  Modules whose weights change dtype,
+    are applied to a copy of the backbone (BatchNorm folding before the bf16 cast; Winograd
+    in fp32 only).  Modules whose weights change dtype,
     memory format or structure are copies: ``net`` itself is never modified.
     """
 
     def __init__(self, net, precision: str = "fp32", channels_last: bool = False,
-                 rewrites: FP32Rewrites = FP32Rewrites()):
+                 rewrites: BackboneRewrites = BackboneRewrites()):
         super().__init__()
         self.precision = precision
         self.backbone = net.backbone
@@ -135,12 +138,13 @@ class SSDHeads(nn.Module):
         self.box_predictors = net.box_predictors
         copied = rewrites.any
         if copied:
-            if precision != "fp32":
-                raise ValueError("Winograd and BatchNorm folding are fp32 paths")
+            if precision != "fp32" and rewrites.winograd_min_intensity > 0:
+                raise ValueError("Winograd is an fp32 path")
             self.backbone = copy.deepcopy(self.backbone).eval()
             self.rewritten = rewrites.apply(self.backbone)
         if precision == "bf16":
-            self.backbone = copy.deepcopy(self.backbone)
+            if not copied:
+                self.backbone = copy.deepcopy(self.backbone)
             for m in self.backbone.modules():
                 if isinstance(m, nn.Conv2d):
                     m.to(torch.bfloat16)
@@ -237,7 +241,8 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
             multiply-adds, ~1e-5 relative difference per layer; the fused transforms are
             compiled on first use, ~30 s once).  Default: on for fp32 on CPU, else off.
         fold_bn: fold eval-mode BatchNorm into the preceding convolutions (ssd_zoo/fold_bn.py;
-            ResNet/MobileNet backbones).  Default: on for fp32.
+            ResNet/MobileNet backbones; for bf16 the folding is done in fp32 first).
+            Default: on.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -248,9 +253,9 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
     if winograd is None:
         winograd = precision == "fp32" and next(net.parameters()).device.type == "cpu"
     if fold_bn is None:
-        fold_bn = precision == "fp32"
+        fold_bn = True
     threshold, large_tile = winograd_plan() if winograd else (0.0, None)
-    rewrites = FP32Rewrites(fold_bn=fold_bn, winograd_min_intensity=threshold,
+    rewrites = BackboneRewrites(fold_bn=fold_bn, winograd_min_intensity=threshold,
                             winograd_large_tile=large_tile)
     heads = SSDHeads(net, precision, channels_last, rewrites).eval()
     if freeze:
@@ -266,28 +271,3 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
     if compile:
         heads = torch.compile(heads, dynamic=False)
     return FastSSD(net, heads, precision=precision, channels_last=channels_last).eval()
-
-
-def detection_agreement(ref, test, score_tol: float = 0.01, box_tol: float = 1.0) -> Tuple[int, int]:
-    """How many of ``ref``'s detections ``test`` reproduces.
-
-    ref, test: (ids (N,P,1), scores (N,P,1), bboxes (N,P,4)) as an SSD returns them.  A
-    valid ref row (id >= 0) is reproduced when an unused valid test row of the same image
-    has the same class, |score diff| <= score_tol and every box coordinate within box_tol
-    pixels.  Returns (reproduced, total).
-    """
-    r_ids, r_s, r_b = (np.asarray(t, dtype=np.float64) for t in ref)
-    t_ids, t_s, t_b = (np.asarray(t, dtype=np.float64) for t in test)
-    hit = total = 0
-    for n in range(r_ids.shape[0]):
-        used = np.zeros(t_ids.shape[1], bool)
-        for i in np.flatnonzero(r_ids[n, :, 0] >= 0):
-            total += 1
-            ok = ((t_ids[n, :, 0] == r_ids[n, i, 0]) & ~used
-                  & (np.abs(t_s[n, :, 0] - r_s[n, i, 0]) <= score_tol)
-                  & (np.abs(t_b[n] - r_b[n, i]).max(-1) <= box_tol))
-            j = np.flatnonzero(ok)
-            if len(j):
-                used[j[0]] = True
-                hit += 1
-    return hit, total

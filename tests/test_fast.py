@@ -87,6 +87,31 @@ def test_channels_last_fp32_reproduces_default(small_net, square):
     assert hit >= 0.99 * total
 
 
+def test_bf16_folds_batchnorm_in_fp32_then_casts(small_net, square):
+    """bf16 fast path: BatchNorm folded into the convolutions in fp32, then each folded
+    weight rounded to bf16 once (not conv and BN rounded separately); Winograd is refused."""
+    import copy
+    from ssd_zoo.fold_bn import fold_batchnorms
+    fast = optimize_for_inference(small_net, "bf16")
+    assert fast.heads.rewritten["folded_batchnorms"] > 0
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                   for m in fast.heads.backbone.modules())
+    want = copy.deepcopy(small_net.backbone).eval()
+    assert fold_batchnorms(want) == fast.heads.rewritten["folded_batchnorms"]
+    got_convs = [m for m in fast.heads.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    want_convs = [m for m in want.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(got_convs) == len(want_convs)
+    for g, w in zip(got_convs, want_convs):
+        assert g.weight.dtype == torch.bfloat16
+        assert torch.equal(g.weight, w.weight.to(torch.bfloat16).contiguous(
+            memory_format=torch.channels_last))
+    with torch.no_grad():
+        hit, total = detection_agreement(small_net(square), fast(square), 0.05, 2.0)
+    assert hit >= 0.8 * total, f"{hit}/{total}"
+    with pytest.raises(ValueError, match="Winograd"):
+        optimize_for_inference(small_net, "bf16", winograd=True)
+
+
 @pytest.fixture(scope="module")
 def vgg_ref(ref_python, asset_images):
     """(fp32 net with the parity test's gluoncv-made weights, 4 real images, its output)."""
