@@ -100,7 +100,7 @@ def speed_summaries(res: dict) -> List[dict]:
         cpu = rec.get("cpu") or {}
         out.append({"ms": med, "threads": rec.get("threads"), "torch": rec.get("torch"),
                     "ratios": rec.get("ratios") or {}, "agreement": rec.get("agreement") or {},
-                    "iters": rec.get("iters"), "rounds": len(rounds), "file": rec["_file"],
+                    "agreement_misses": rec.get("agreement_misses") or {}, "iters": rec.get("iters"), "rounds": len(rounds), "file": rec["_file"],
                     "cuda": rec.get("cuda"), "cpu": cpu.get("capability", "?") + (
                         "" if cpu.get("native_bf16", True) else ", bf16 emulated")})
     return out
@@ -305,20 +305,23 @@ def speed_tradeoff_lines(sp: dict) -> List[str]:
             out.append(f"- {label}: {r['median']:.2f} [{r['min']:.2f}, {r['max']:.2f}] "
                        f"(median [min, max] over {r['n']} rounds"
                        + (f"; goal {goal})" if goal else ")"))
+    lines = []
     for key, label in (("get_model bf16", "`precision='bf16'`"),
                        ("fast bf16", "`optimize_for_inference(net, 'bf16')`")):
         agree = sp["agreement"].get(key)
-        if not (agree and agree[1]):
-            continue
-        miss = (sp.get("agreement_misses") or {}).get(key)
-        why = (f"; of the misses, {miss['absent']} are rows the bf16 NMS replaced by another "
-               f"overlapping candidate, {miss['score']} have the box but a score off by "
-               f"> 0.01, {miss['box']} a box off by 1-4 px" if miss else "")
-        out.append(f"- **bf16 is an accuracy/speed trade-off**: {label} reproduces "
-                   f"{agree[0]}/{agree[1]} = {100 * agree[0] / agree[1]:.1f} % of the fp32 "
-                   "model's top-100 detections on real images (same class, score within "
-                   "0.01, box within 1 px; goal ≥ 95 %; measured with the parity tests' "
-                   f"random weights{why}); fast fp32 keeps Gluon-CV parity.")
+        if agree and agree[1]:
+            miss = sp["agreement_misses"].get(key)
+            lines.append(f"  - {label}: {agree[0]}/{agree[1]} = "
+                         f"{100 * agree[0] / agree[1]:.1f} %" + (
+                             f"; misses: {miss['absent']} not in the bf16 output (NMS kept "
+                             "another overlapping candidate, or rank > 100), "
+                             f"{miss['score']} score off by > 0.01, {miss['box']} box off by "
+                             "1-4 px" if miss else ""))
+    if lines:
+        out += ["- **bf16 is an accuracy/speed trade-off** (share of the fp32 model's top-100 "
+                "detections reproduced on real images: same class, score within 0.01, box "
+                "within 1 px; goal ≥ 95 %; measured with the parity tests' random weights; "
+                "fast fp32 keeps Gluon-CV parity):"] + lines
     return out + [""] if out else []
 
 
