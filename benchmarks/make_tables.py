@@ -197,8 +197,8 @@ def card(e, res) -> str:
           "## Architecture and input preprocessing", ""]
     if e.kind == "caffe":
         mean = e.extra.get("caffe_mean", "?")
-        L += [f"- Converted Caffe SSD (`ssd_zoo.caffe`, wrapped by `ssd_zoo.bundled.CaffeSSD`): "
-              f"the deploy prototxt is stored in the weights file and rebuilt layer by layer.",
+        L += ["- Converted Caffe SSD (`ssd_zoo.caffe`, wrapped by `ssd_zoo.bundled.CaffeSSD`): "
+              "the deploy prototxt is stored in the weights file and rebuilt layer by layer.",
               f"- Input: {p.base_size}×{p.base_size}, BGR, 0..255 minus mean ({mean}), no "
               "scaling; the image is resized with bilinear `cv2.resize` exactly as "
               "`cv2.dnn.blobFromImage` does.",
