@@ -100,7 +100,8 @@ def speed_summaries(res: dict) -> List[dict]:
         cpu = rec.get("cpu") or {}
         out.append({"ms": med, "threads": rec.get("threads"), "torch": rec.get("torch"),
                     "ratios": rec.get("ratios") or {}, "agreement": rec.get("agreement") or {},
-                    "agreement_misses": rec.get("agreement_misses") or {}, "iters": rec.get("iters"), "rounds": len(rounds), "file": rec["_file"],
+                    "agreement_misses": rec.get("agreement_misses") or {},
+                    "iters": rec.get("iters"), "rounds": len(rounds), "file": rec["_file"],
                     "cuda": rec.get("cuda"), "cpu": cpu.get("capability", "?") + (
                         "" if cpu.get("native_bf16", True) else ", bf16 emulated")})
     return out

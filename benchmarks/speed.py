@@ -14,8 +14,7 @@ the validation transform.  Gluon-CV runs hybridized in .venv-ref (benchmarks/glu
 as a persistent subprocess that sleeps between its turns.
 
 Variants: ours default fp32 (Gluon-exact), fast fp32 (optimize_for_inference: channels_last,
-Winograd F(4x4,3x3) / F(6x6,3x3) on the
-3x3 convs, pre-filtered NMS; parity-tested),
+Winograd F(4x4,3x3) / F(6x6,3x3) on the 3x3 convs, pre-filtered NMS; parity-tested),
 fast fp32 direct (the same without Winograd), get_model(precision='bf16'), fast bf16;
 torchvision ssd300_vgg16(num_classes=21) end to end (its own transform and
 post-processing); forward only (backbone + predictors, with and without Winograd) vs the
@@ -156,6 +155,16 @@ def print_agreement(agree, misses):
           + ", ".join(f"{k} {m}" for k, m in misses.items() if sum(m.values())))
 
 
+def arch_of(name):
+    """'ssd_300_vgg16_atrous_voc' -> 'ssd_300_vgg16_atrous' (the key of FLOPS)."""
+    return name.rsplit("_", 1)[0]
+
+
+def record_path(args, name, torch):
+    """results/bench/speed-<model>-<cpu capability>.json"""
+    return Path(args.out) / f"speed-{name}-{torch.backends.cpu.get_cpu_capability().lower()}.json"
+
+
 def agreement_only(name, args, ref_python, np, torch):
     """--agreement-only: no timing; updates the agreement of an existing record."""
     params, inputs = prepare(name, ref_python)
@@ -164,11 +173,11 @@ def agreement_only(name, args, ref_python, np, torch):
     agree, misses = agreement(variants, x_all)
     print(f"\n== {name}")
     print_agreement(agree, misses)
-    path = Path(args.out) / f"speed-{name}-{torch.backends.cpu.get_cpu_capability().lower()}.json"
+    path = record_path(args, name, torch)
     if path.exists():
         rec = json.loads(path.read_text())
         rec.update(agreement=agree, agreement_misses=misses)
-        rec["ratios"] = ratios(rec["rounds"], FLOPS.get(name.rsplit("_", 1)[0]), agree)
+        rec["ratios"] = ratios(rec["rounds"], FLOPS.get(arch_of(name)), agree)
         write_json(path, rec)
 
 
@@ -258,7 +267,7 @@ def run_model(name, args, ref_python, np, torch):
     variants, fast = build_variants(name, params, x_all)
     post = FastPostProcessor.like(variants["default fp32"])
     default_post = variants["default fp32"]
-    arch = name.rsplit("_", 1)[0]
+    arch = arch_of(name)
     flops = FLOPS.get(arch)
     tv = None
     if not args.no_torchvision and arch == "ssd_300_vgg16_atrous":
@@ -313,8 +322,7 @@ def run_model(name, args, ref_python, np, torch):
     agree, misses = agreement(variants, x_all)
     report(name, args, rounds, agree, misses, flops)
     report_cuda = cuda_section(name, params, x_all, args.iters)
-    cpu = torch.backends.cpu.get_cpu_capability().lower()
-    write_json(Path(args.out) / f"speed-{name}-{cpu}.json",
+    write_json(record_path(args, name, torch),
                {"model": name, "threads": args.threads, "iters": args.iters,
                 "rounds": rounds, "agreement": agree, "agreement_misses": misses,
                 "cuda": report_cuda,

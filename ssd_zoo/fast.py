@@ -125,8 +125,8 @@ class SSDHeads(nn.Module):
     and the predictors run in fp32 on its features (~4 % of the FLOPs; keeps scores and
     boxes closer to fp32, as ``get_model(..., precision='bf16')`` does).  ``rewrites``
     are applied to a copy of the backbone (BatchNorm folding before the bf16 cast; Winograd
-    in fp32 only).  Modules whose weights change dtype,
-    memory format or structure are copies: ``net`` itself is never modified.
+    in fp32 only).  Modules whose weights change dtype, memory format or structure are
+    copies: ``net`` itself is never modified.
     """
 
     def __init__(self, net, precision: str = "fp32", channels_last: bool = False,
@@ -256,7 +256,7 @@ def optimize_for_inference(net, precision: str = "fp32", channels_last: bool = N
         fold_bn = True
     threshold, large_tile = winograd_plan() if winograd else (0.0, None)
     rewrites = BackboneRewrites(fold_bn=fold_bn, winograd_min_intensity=threshold,
-                            winograd_large_tile=large_tile)
+                                winograd_large_tile=large_tile)
     heads = SSDHeads(net, precision, channels_last, rewrites).eval()
     if freeze:
         if example_input is None:

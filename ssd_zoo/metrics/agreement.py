@@ -10,30 +10,34 @@ from typing import Dict, Tuple
 import numpy as np
 
 
-def _as_arrays(out):
-    return tuple(np.asarray(t, dtype=np.float64) for t in out)
+def _row_diffs(ref, test):
+    """Per image, for each valid ref row in order: (same_class (P,), |score diff| (P,),
+    max |box coordinate diff| in px (P,)) against every test row of that image."""
+    r_ids, r_s, r_b = (np.asarray(t, dtype=np.float64) for t in ref)
+    t_ids, t_s, t_b = (np.asarray(t, dtype=np.float64) for t in test)
+    for n in range(r_ids.shape[0]):
+        yield [(t_ids[n, :, 0] == r_ids[n, i, 0], np.abs(t_s[n, :, 0] - r_s[n, i, 0]),
+                np.abs(t_b[n] - r_b[n, i]).max(-1))
+               for i in np.flatnonzero(r_ids[n, :, 0] >= 0)]
 
 
-def detection_agreement(ref, test, score_tol: float = 0.01, box_tol: float = 1.0) -> Tuple[int, int]:
+def detection_agreement(ref, test, score_tol: float = 0.01,
+                        box_tol: float = 1.0) -> Tuple[int, int]:
     """How many of ``ref``'s detections ``test`` reproduces.
 
     A valid ref row is reproduced when an unused valid test row of the same image has the
     same class, ``|score diff| <= score_tol`` and every box coordinate within ``box_tol``
     pixels (greedy, in ref order).  Returns ``(reproduced, total)``.
     """
-    r_ids, r_s, r_b = _as_arrays(ref)
-    t_ids, t_s, t_b = _as_arrays(test)
     hit = total = 0
-    for n in range(r_ids.shape[0]):
-        used = np.zeros(t_ids.shape[1], bool)
-        for i in np.flatnonzero(r_ids[n, :, 0] >= 0):
+    for rows in _row_diffs(ref, test):
+        used = set()
+        for same, ds, db in rows:
             total += 1
-            ok = ((t_ids[n, :, 0] == r_ids[n, i, 0]) & ~used
-                  & (np.abs(t_s[n, :, 0] - r_s[n, i, 0]) <= score_tol)
-                  & (np.abs(t_b[n] - r_b[n, i]).max(-1) <= box_tol))
-            j = np.flatnonzero(ok)
-            if len(j):
-                used[j[0]] = True
+            ok = np.flatnonzero(same & (ds <= score_tol) & (db <= box_tol))
+            j = next((int(k) for k in ok if k not in used), None)
+            if j is not None:
+                used.add(j)
                 hit += 1
     return hit, total
 
@@ -49,14 +53,9 @@ def agreement_misses(ref, test, score_tol: float = 0.01, box_tol: float = 1.0,
     candidates instead, or the row fell out of the top-P.  ``'absent'`` misses mean the
     numbers of the surviving rows agree and the set of survivors differs.
     """
-    r_ids, r_s, r_b = _as_arrays(ref)
-    t_ids, t_s, t_b = _as_arrays(test)
     out = {"score": 0, "box": 0, "absent": 0}
-    for n in range(r_ids.shape[0]):
-        for i in np.flatnonzero(r_ids[n, :, 0] >= 0):
-            same = t_ids[n, :, 0] == r_ids[n, i, 0]
-            ds = np.abs(t_s[n, :, 0] - r_s[n, i, 0])
-            db = np.abs(t_b[n] - r_b[n, i]).max(-1)
+    for rows in _row_diffs(ref, test):
+        for same, ds, db in rows:
             if (same & (ds <= score_tol) & (db <= box_tol)).any():
                 continue
             if (same & (db <= box_tol)).any():
